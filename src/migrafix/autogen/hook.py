@@ -1,0 +1,101 @@
+"""Front end 1: the ``process_revision_directives`` hook for ``alembic revision --autogenerate``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData
+
+import migrafix.ops  # noqa: F401  (registers the renderers of migrafix's ops)
+from migrafix.autogen.split import split_concurrent
+from migrafix.engine import fix_revision
+from migrafix.rules import RuleContext
+from migrafix.rules.drop_add_rename import ask_at_terminal
+from migrafix.settings import (
+    Settings,
+    find_pyproject,
+    load_pyproject,
+    x_arguments_to_raw,
+)
+
+__all__ = ["Hook", "ProcessRevisionDirectives", "chain", "hook"]
+
+ProcessRevisionDirectives = Callable[
+    [MigrationContext, "str | Sequence[str | None] | Sequence[str]", list[ops.MigrationScript]],
+    None,
+]
+
+
+class Hook:
+    """A ``process_revision_directives`` callable. Settings, lowest first: ``[tool.migrafix]``
+    of the pyproject.toml nearest alembic.ini, ``hook(...)`` arguments, ``-x`` arguments."""
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        self.code_settings = dict(settings or {})
+        Settings().merged(self.code_settings, "migrafix.hook()")  # fail at import, not later
+
+    def __call__(
+        self,
+        context: MigrationContext,
+        revision: str | Sequence[str | None] | Sequence[str],
+        directives: list[ops.MigrationScript],
+    ) -> None:
+        settings = self.settings_for(context)
+        rule_context = RuleContext(
+            settings=settings,
+            dialect=context.dialect,
+            naming_convention=_naming_convention(context.opts.get("target_metadata")),
+            ask=ask_at_terminal if settings.interactive and sys.stdin.isatty() else None,
+        )
+        for script in directives:
+            for upgrade, downgrade in zip(
+                script.upgrade_ops_list, script.downgrade_ops_list, strict=True
+            ):
+                fix_revision(upgrade, downgrade, rule_context)
+        if settings.split_concurrent_revisions:
+            directives[:] = [part for script in directives for part in split_concurrent(script)]
+
+    def settings_for(self, context: MigrationContext) -> Settings:
+        settings = Settings()
+        config = context.config
+        ini = getattr(config, "config_file_name", None) if config is not None else None
+        pyproject = find_pyproject(Path(ini).resolve().parent) if ini else None
+        if pyproject is not None:
+            settings = settings.merged(load_pyproject(pyproject), f"{pyproject} [tool.migrafix]")
+        settings = settings.merged(self.code_settings, "migrafix.hook()")
+        x_args = getattr(getattr(config, "cmd_opts", None), "x", None) or []
+        return settings.merged(x_arguments_to_raw(x_args), "alembic -x")
+
+
+def hook(**settings: Any) -> Hook:
+    """A hook with settings given in code (they override pyproject.toml; ``-x`` overrides
+    them), e.g. ``migrafix.hook(renames=["customer.name:full_name"])``."""
+    return Hook(settings)
+
+
+def chain(*hooks: ProcessRevisionDirectives) -> ProcessRevisionDirectives:
+    """One ``process_revision_directives`` that runs ``hooks`` in order, e.g.
+    ``chain(geoalchemy2.alembic_helpers.writer, migrafix.process_revision_directives)``."""
+
+    def run_all(
+        context: MigrationContext,
+        revision: str | Sequence[str | None] | Sequence[str],
+        directives: list[ops.MigrationScript],
+    ) -> None:
+        for each in hooks:
+            each(context, revision, directives)
+
+    return run_all
+
+
+def _naming_convention(target_metadata: Any) -> Mapping[Any, str]:
+    candidates = target_metadata if isinstance(target_metadata, Sequence) else [target_metadata]
+    for metadata in candidates:
+        if isinstance(metadata, MetaData) and metadata.naming_convention:
+            return dict(metadata.naming_convention)
+    return {}

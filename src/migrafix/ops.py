@@ -1,0 +1,85 @@
+"""Operations migrafix adds to Alembic's operation tree, and how they render.
+
+Importing this module registers the renderers with Alembic (registration is process-wide),
+so every module that may put one of these ops in a tree imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
+from alembic.autogenerate.render import render_op
+from alembic.operations import ops
+
+__all__ = ["AutocommitBlockOp", "BackfillOp", "CommentOp"]
+
+
+class CommentOp(ops.MigrateOperation):
+    """Comment lines in the rendered revision, for the reviewer.
+
+    ``ops`` is empty so ``alembic check`` (which walks every op with ``.ops``) sees no diff here.
+    """
+
+    ops: Sequence[ops.MigrateOperation] = ()
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = tuple(lines)
+
+    def reverse(self) -> CommentOp:
+        return self
+
+    def __repr__(self) -> str:
+        return f"CommentOp({self.lines!r})"
+
+
+class BackfillOp(ops.ExecuteSQLOp):
+    """The UPDATE that fills a new column before it becomes NOT NULL.
+
+    A plain SQL string, compiled for the project's dialect: Alembic cannot render a SQL
+    expression object in a revision file.
+    """
+
+    def __init__(self, sqltext: str, *, table_name: str, column_name: str, schema: str | None):
+        super().__init__(sqltext)
+        self.table_name = table_name
+        self.column_name = column_name
+        self.schema = schema
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("backfill_column", self.schema, self.table_name, self.column_name)
+
+
+class AutocommitBlockOp(ops.MigrateOperation):
+    """``with op.get_context().autocommit_block():`` around ops PostgreSQL refuses in a
+    transaction.
+
+    Deliberately not an ``OpContainer``: Alembic's Rewriter recurses into those forever.
+    """
+
+    def __init__(self, ops: Sequence[ops.MigrateOperation], comment: Sequence[str] = ()) -> None:
+        self.ops = list(ops)
+        self.comment = tuple(comment)
+
+    def reverse(self) -> AutocommitBlockOp:
+        return AutocommitBlockOp([op.reverse() for op in reversed(self.ops)], self.comment)
+
+    def __repr__(self) -> str:
+        return f"AutocommitBlockOp({self.ops!r})"
+
+
+@renderers.dispatch_for(CommentOp)
+def _render_comment(autogen_context: AutogenContext, op: CommentOp) -> list[str]:
+    return [f"# {line}" if line else "#" for line in op.lines]
+
+
+@renderers.dispatch_for(AutocommitBlockOp)
+def _render_autocommit_block(autogen_context: AutogenContext, op: AutocommitBlockOp) -> list[str]:
+    lines = [f"# {line}" for line in op.comment]
+    lines.append("with op.get_context().autocommit_block():")
+    for inner in op.ops:
+        lines.extend(render_op(autogen_context, inner))
+    lines.append("")  # a blank line closes the block in Alembic's printer
+    return lines

@@ -1,0 +1,85 @@
+"""One revision as rules see it: its upgrade and downgrade operation trees.
+
+Rules never mutate an op they were given (it may hold the user's model objects); they replace
+it in its container through the helpers here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from alembic.operations import ops
+
+__all__ = ["Direction", "Revision", "Tree"]
+
+Direction = Literal["upgrade", "downgrade"]
+
+
+@dataclass
+class Tree:
+    """The ops of ``upgrade()`` or ``downgrade()``: top level ops, some of them
+    ``ModifyTableOps`` holding the ops of one table."""
+
+    direction: Direction
+    container: ops.OpContainer
+
+    @property
+    def top(self) -> list[ops.MigrateOperation]:
+        return self.container.ops  # type: ignore[return-value]
+
+    def table_groups(self) -> Iterator[ops.ModifyTableOps]:
+        for op in list(self.top):
+            if isinstance(op, ops.ModifyTableOps):
+                yield op
+
+    def walk(self) -> Iterator[tuple[list[ops.MigrateOperation], ops.MigrateOperation]]:
+        """Every leaf op with the list that holds it, in order, one level into table groups."""
+        for op in list(self.top):
+            if isinstance(op, ops.ModifyTableOps):
+                for inner in list(op.ops):
+                    yield op.ops, inner  # type: ignore[misc]
+            else:
+                yield self.top, op
+
+    def created_tables(self) -> set[tuple[str | None, str]]:
+        return {
+            (op.schema, op.table_name) for op in self.top if isinstance(op, ops.CreateTableOp)
+        }
+
+
+def replace_in(
+    holder: list[ops.MigrateOperation],
+    old: ops.MigrateOperation,
+    new: Sequence[ops.MigrateOperation],
+) -> None:
+    """Put ``new`` where ``old`` is (by identity: ops do not compare by value)."""
+    for index, op in enumerate(holder):
+        if op is old:
+            holder[index : index + 1] = list(new)
+            return
+    raise ValueError(f"{old!r} is not in this container")
+
+
+@dataclass
+class Revision:
+    """The two trees of one revision, and what is known about the revision as a whole."""
+
+    upgrade: Tree
+    downgrade: Tree
+    # Tables this revision creates or drops, in either direction: an index on such a table is
+    # built on an empty table (or goes with it), so the same decision holds on both sides.
+    transient_tables: set[tuple[str | None, str]] = field(default_factory=set)
+
+    @classmethod
+    def from_ops(cls, upgrade: ops.OpContainer, downgrade: ops.OpContainer) -> Revision:
+        revision = cls(Tree("upgrade", upgrade), Tree("downgrade", downgrade))
+        for tree in revision.trees():
+            for op in tree.top:
+                if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)):
+                    revision.transient_tables.add((op.schema, op.table_name))
+        return revision
+
+    def trees(self) -> tuple[Tree, Tree]:
+        return (self.upgrade, self.downgrade)

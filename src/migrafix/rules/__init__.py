@@ -1,0 +1,23 @@
+"""The rules, in the order they run: renames first (a renamed column is not a new NOT NULL
+column), names before indexes are moved (a moved index keeps the name it was given)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from migrafix.rules.base import Example, Finding, Rule, RuleContext
+from migrafix.rules.concurrent_index import ConcurrentIndex
+from migrafix.rules.drop_add_rename import DropAddRename
+from migrafix.rules.not_null_add import NotNullAdd
+from migrafix.rules.unnamed_constraint import UnnamedConstraint
+
+__all__ = ["ALL_RULES", "RULES_BY_NAME", "Example", "Finding", "Rule", "RuleContext"]
+
+ALL_RULES: tuple[Rule, ...] = (
+    DropAddRename(),
+    NotNullAdd(),
+    UnnamedConstraint(),
+    ConcurrentIndex(),
+)
+
+RULES_BY_NAME: Mapping[str, Rule] = {rule.name: rule for rule in ALL_RULES}

@@ -1,0 +1,310 @@
+"""drop-add-rename: a drop + add pair that the user says is a rename becomes a rename."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from alembic.operations import ops
+
+from migrafix.ops import CommentOp
+from migrafix.revision import Revision, Tree, replace_in
+from migrafix.rules.base import Example, Finding, Rule, RuleContext
+from migrafix.settings import ColumnRename, TableRename
+
+__all__ = ["DropAddRename"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The renames of one revision, upgrade side; the downgrade applies them inverted."""
+
+    columns: frozenset[ColumnRename]
+    tables: frozenset[TableRename]
+
+    def inverted(self) -> _Plan:
+        table_back = {r.new: r.old for r in self.tables}
+        return _Plan(
+            frozenset(ColumnRename(table_back.get(r.table, r.table), r.new, r.old) for r in self.columns),
+            frozenset(TableRename(r.new, r.old) for r in self.tables),
+        )
+
+
+class DropAddRename(Rule):
+    name = "drop-add-rename"
+    summary = "A renamed column or table is written as drop + add: the data is lost."
+    why = (
+        "Autogenerate cannot tell a rename from a drop and an add, so it writes "
+        "`drop_column` + `add_column` (or `drop_table` + `create_table`). The upgrade succeeds "
+        "and every value of the old column is gone. migrafix never guesses: most drop + add "
+        "pairs in real histories are real data migrations. When you say a pair is a rename, it "
+        "becomes `op.alter_column(..., new_column_name=...)` carrying the column's existing "
+        "type, nullability, server default and comment (MySQL's `CHANGE COLUMN` needs all of "
+        "them, or a NOT NULL column silently becomes nullable), and the downgrade renames it "
+        "back. A pair that only looks like a rename (same type) is left as it is, with a "
+        "comment in the revision and a warning naming the `-x rename=...` that would ask."
+    )
+    fix_safety = (
+        "Safe when the pair really is a rename, which only you can say. If the new column "
+        "also differs in type, nullability, server default or comment, those changes are made "
+        "on the renamed column; a type change may still need a `USING` clause on PostgreSQL."
+    )
+    options = (
+        "Ask for a rename with `info={\"renamed_from\": \"old\"}` on the new column or table, "
+        "`-x rename=table.old:new` / `-x rename=old_table:new_table` (repeatable), or the "
+        "`renames` setting. `interactive = true` asks at the terminal for each look-alike pair."
+    )
+
+    def apply(self, revision: Revision, context: RuleContext) -> None:
+        plan = self._plan(revision, context)
+        self._report_unmatched(revision.upgrade, plan, context)
+        for tree, tree_plan in ((revision.upgrade, plan), (revision.downgrade, plan.inverted())):
+            for rename in tree_plan.tables:
+                self._rename_table(tree, rename, context)
+            for group in tree.table_groups():
+                self._rename_columns(tree, group, tree_plan, context)
+
+    # --- what was asked -------------------------------------------------------------------
+
+    def _plan(self, revision: Revision, context: RuleContext) -> _Plan:
+        settings = context.settings
+        columns = set(settings.column_renames)
+        tables = set(settings.table_renames)
+        for op in revision.upgrade.top:
+            if isinstance(op, ops.CreateTableOp) and op.info.get("renamed_from"):
+                tables.add(TableRename(str(op.info["renamed_from"]), op.table_name))
+        for group in revision.upgrade.table_groups():
+            for op in group.ops:
+                if isinstance(op, ops.AddColumnOp) and op.column.info.get("renamed_from"):
+                    old = str(op.column.info["renamed_from"])
+                    columns.add(ColumnRename(group.table_name, old, op.column.name))
+        for op in revision.upgrade.top:  # columns of a renamed table may carry renamed_from
+            if isinstance(op, ops.CreateTableOp):
+                for item in op.columns:
+                    if isinstance(item, sa.Column) and item.info.get("renamed_from"):
+                        old = str(item.info["renamed_from"])
+                        columns.add(ColumnRename(op.table_name, old, item.name))
+        if context.ask is not None:
+            columns |= self._ask(revision.upgrade, columns, context)
+        return _Plan(frozenset(columns), frozenset(tables))
+
+    def _ask(
+        self, tree: Tree, asked: set[ColumnRename], context: RuleContext
+    ) -> set[ColumnRename]:
+        assert context.ask is not None
+        confirmed = set()
+        for group in tree.table_groups():
+            for drop, add in _look_alikes(group, asked, context):
+                type_text = _type_text(add.column.type, context)
+                question = (
+                    f"Was {group.table_name}.{drop.column_name} renamed to "
+                    f"{group.table_name}.{add.column.name} ({type_text})? [y/N] "
+                )
+                if context.ask(question):
+                    confirmed.add(ColumnRename(group.table_name, drop.column_name, add.column.name))
+        return confirmed
+
+    def _report_unmatched(self, tree: Tree, plan: _Plan, context: RuleContext) -> None:
+        """A rename that was asked for but matches nothing is most likely a typo: say so."""
+        pairs = {
+            (group.table_name, op.column_name if isinstance(op, ops.DropColumnOp) else op.column.name)
+            for group in tree.table_groups()
+            for op in group.ops
+            if isinstance(op, (ops.DropColumnOp, ops.AddColumnOp))
+        }
+        for op in tree.top:
+            if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)):
+                pairs.add((op.table_name, ""))
+        tables = {t for t, _ in pairs}
+        renamed_tables = {r.new for r in plan.tables} | {r.old for r in plan.tables}
+        for rename in plan.columns:
+            if rename.table in renamed_tables:
+                continue
+            if (rename.table, rename.old) not in pairs or (rename.table, rename.new) not in pairs:
+                context.report(Finding(self.name, tree.direction, rename.table,
+                    f"rename {rename} was asked for, but this revision does not drop "
+                    f"{rename.table}.{rename.old} and add {rename.table}.{rename.new}", fixed=False))
+        for table_rename in plan.tables:
+            if table_rename.old not in tables or table_rename.new not in tables:
+                context.report(Finding(self.name, tree.direction, table_rename.old,
+                    f"rename {table_rename} was asked for, but this revision does not drop table "
+                    f"{table_rename.old} and create table {table_rename.new}", fixed=False))
+
+    # --- columns --------------------------------------------------------------------------
+
+    def _rename_columns(
+        self, tree: Tree, group: ops.ModifyTableOps, plan: _Plan, context: RuleContext
+    ) -> None:
+        drops = {op.column_name: op for op in group.ops if isinstance(op, ops.DropColumnOp)}
+        adds = {op.column.name: op for op in group.ops if isinstance(op, ops.AddColumnOp)}
+        asked = {r for r in plan.columns if r.table == group.table_name}
+        for rename in sorted(asked, key=str):
+            drop, add = drops.get(rename.old), adds.get(rename.new)
+            if drop is None or add is None:
+                continue
+            alter = _alter_for_rename(group, drop, add, context)
+            replace_in(group.ops, add, [alter])  # type: ignore[arg-type]
+            replace_in(group.ops, drop, [])  # type: ignore[arg-type]
+            context.report(Finding(self.name, tree.direction, group.table_name,
+                f"drop + add of {rename.old} / {rename.new} written as a rename", fixed=True))
+        if tree.direction == "upgrade":
+            for drop, add in _look_alikes(group, asked, context):
+                self._flag_look_alike(tree, group, drop, add, context)
+
+    def _flag_look_alike(
+        self,
+        tree: Tree,
+        group: ops.ModifyTableOps,
+        drop: ops.DropColumnOp,
+        add: ops.AddColumnOp,
+        context: RuleContext,
+    ) -> None:
+        table, old, new = group.table_name, drop.column_name, add.column.name
+        hint = f"-x rename={table}.{old}:{new}"
+        comment = CommentOp([
+            f"migrafix: {table}.{old} is dropped and {table}.{new} added with the same type "
+            f"({_type_text(add.column.type, context)}).",
+            "If this is a rename, the data is lost: rerun autogenerate with "
+            f"`{hint}` (or info={{'renamed_from': {old!r}}} on the column).",
+        ])
+        replace_in(group.ops, add, [comment, add])  # type: ignore[arg-type]
+        context.report(Finding(self.name, tree.direction, table,
+            f"{old} dropped and {new} added with the same type: a rename?", fixed=False,
+            hint=f"rerun with {hint} if it is"))
+
+    # --- tables ---------------------------------------------------------------------------
+
+    def _rename_table(self, tree: Tree, rename: TableRename, context: RuleContext) -> None:
+        drop = next((op for op in tree.top if isinstance(op, ops.DropTableOp)
+                     and op.table_name == rename.old), None)
+        create = next((op for op in tree.top if isinstance(op, ops.CreateTableOp)
+                       and op.table_name == rename.new), None)
+        if drop is None or create is None:
+            return
+        schema = create.schema
+        changes: list[ops.MigrateOperation] = []
+        old_columns = {c.name: c for c in _columns(drop._reverse) }
+        new_columns = {c.name: c for c in _columns(create)}
+        for name, column in new_columns.items():
+            if name not in old_columns:
+                changes.append(ops.AddColumnOp(rename.new, column, schema=schema))
+            else:
+                alter = _alter_between(rename.new, old_columns[name], column, context, schema)
+                if alter is not None:
+                    changes.append(alter)
+        for name, column in old_columns.items():
+            if name not in new_columns:
+                changes.append(ops.DropColumnOp(rename.new, name, schema=schema,
+                                                _reverse=ops.AddColumnOp(rename.new, column)))
+        rename_op = ops.RenameTableOp(rename.old, rename.new, schema=schema)
+        group = ops.ModifyTableOps(rename.new, changes, schema=schema)
+        replacement: list[ops.MigrateOperation] = [rename_op] + ([group] if changes else [])
+        replace_in(tree.top, create, [])
+        # Ops on the new table written before the drop (its indexes) must follow the rename.
+        drop_at = next(i for i, op in enumerate(tree.top) if op is drop)
+        early = [op for op in tree.top[:drop_at] if _on_table(op, rename.new)]
+        for op in early:
+            replace_in(tree.top, op, [])
+        replace_in(tree.top, drop, replacement + early)
+        context.report(Finding(self.name, tree.direction, rename.old,
+            f"drop_table + create_table of {rename.old} / {rename.new} written as a rename",
+            fixed=True))
+
+
+def _columns(op: ops.CreateTableOp | None) -> list[sa.Column[object]]:
+    if op is None:
+        return []
+    return [item for item in op.columns if isinstance(item, sa.Column)]
+
+
+def _on_table(op: ops.MigrateOperation, table: str) -> bool:
+    return getattr(op, "table_name", None) == table
+
+
+def _type_text(type_: sa.types.TypeEngine[object], context: RuleContext) -> str:
+    try:
+        return str(type_.compile(dialect=context.dialect))
+    except Exception:  # a type this dialect cannot compile: compare its repr instead
+        return repr(type_)
+
+
+def _look_alikes(
+    group: ops.ModifyTableOps, asked: set[ColumnRename], context: RuleContext
+) -> list[tuple[ops.DropColumnOp, ops.AddColumnOp]]:
+    """Unasked drop + add pairs of one type. Keyed by type, never compared pairwise:
+    a table with thousands of ops must not go quadratic."""
+    asked_names = {r.old for r in asked} | {r.new for r in asked}
+    drops_by_type: dict[str, list[ops.DropColumnOp]] = defaultdict(list)
+    for op in group.ops:
+        if isinstance(op, ops.DropColumnOp) and op.column_name not in asked_names:
+            column = op._reverse.column if op._reverse is not None else None
+            if column is not None:
+                drops_by_type[_type_text(column.type, context)].append(op)
+    pairs = []
+    for op in group.ops:
+        if isinstance(op, ops.AddColumnOp) and op.column.name not in asked_names:
+            candidates = drops_by_type.get(_type_text(op.column.type, context))
+            if candidates:
+                pairs.append((candidates.pop(0), op))
+    return pairs
+
+
+def _alter_for_rename(
+    group: ops.ModifyTableOps, drop: ops.DropColumnOp, add: ops.AddColumnOp, context: RuleContext
+) -> ops.AlterColumnOp:
+    existing = drop._reverse.column if drop._reverse is not None else add.column
+    alter = _alter_between(group.table_name, existing, add.column, context, group.schema,
+                           old_name=drop.column_name)
+    assert alter is not None
+    return alter
+
+
+def _alter_between(
+    table: str,
+    existing: sa.Column[object],
+    target: sa.Column[object],
+    context: RuleContext,
+    schema: str | None,
+    old_name: str | None = None,
+) -> ops.AlterColumnOp | None:
+    """The alter_column taking ``existing`` to ``target``; None when nothing differs.
+
+    Every ``existing_*`` is carried: MySQL rebuilds the whole column on a rename.
+    """
+    name = old_name or existing.name
+    changes: dict[str, object] = {}
+    if name != target.name:
+        changes["modify_name"] = target.name
+    if _type_text(existing.type, context) != _type_text(target.type, context):
+        changes["modify_type"] = target.type
+    if bool(existing.nullable) != bool(target.nullable):
+        changes["modify_nullable"] = target.nullable
+    if (existing.server_default is None) != (target.server_default is None):
+        changes["modify_server_default"] = target.server_default
+    # A dialect without comments (SQLite) reflects none: no difference to act on.
+    comments = context.dialect.supports_comments
+    if comments and (existing.comment or None) != (target.comment or None):
+        changes["modify_comment"] = target.comment
+    if not changes:
+        return None
+    return ops.AlterColumnOp(
+        table,
+        name,
+        schema=schema,
+        existing_type=existing.type,
+        existing_nullable=existing.nullable,
+        existing_server_default=existing.server_default,
+        existing_comment=existing.comment,
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+def ask_at_terminal(question: str) -> bool:
+    """Django's question, answered at the terminal; anything but y/yes is no."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in {"y", "yes"}
+

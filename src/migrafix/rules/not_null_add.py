@@ -1,0 +1,146 @@
+"""not-null-add: a NOT NULL column added to an existing table is added nullable, backfilled,
+then set NOT NULL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import ops
+from sqlalchemy.sql.elements import ClauseElement
+
+from migrafix.ops import BackfillOp, CommentOp
+from migrafix.revision import Revision, Tree, replace_in
+from migrafix.rules.base import Finding, Rule, RuleContext
+
+__all__ = ["NotNullAdd"]
+
+_NO_BACKFILL = object()
+
+
+class NotNullAdd(Rule):
+    name = "not-null-add"
+    summary = "A NOT NULL column without a server default is added to a table that has rows."
+    why = (
+        "`ADD COLUMN ... NOT NULL` with no server default fails on every table that already "
+        "holds rows (PostgreSQL: `column ... contains null values`). migrafix adds the column "
+        "nullable, fills it with an `UPDATE ... WHERE col IS NULL`, then sets it NOT NULL. The "
+        "value comes from `info={\"backfill\": ...}` on the column (a Python value, or "
+        "`sa.text(...)` for SQL), else the column's scalar `default=`, else the `backfill` "
+        "setting. With none known the column is still split, and the revision carries a marked "
+        "TODO where the UPDATE belongs. In SQLite batch mode the UPDATE runs between two batch "
+        "blocks, after the column exists."
+    )
+    fix_safety = (
+        "The UPDATE rewrites every row of the table in the migration's transaction: on a large "
+        "PostgreSQL table, prefer a batched backfill outside it. Columns added to tables created "
+        "in the same revision, identity and computed columns, primary key columns and columns "
+        "with a server default are left alone."
+    )
+    options = (
+        "`backfill = {\"table.column\" = \"SQL expression\"}` in `[tool.migrafix]`, or "
+        "`-x backfill=table.column=SQL` (repeatable)."
+    )
+
+    def apply(self, revision: Revision, context: RuleContext) -> None:
+        for tree in revision.trees():
+            created = tree.created_tables()
+            for group in list(tree.table_groups()):
+                if (group.schema, group.table_name) in created:
+                    continue
+                unsafe = [op for op in group.ops
+                          if isinstance(op, ops.AddColumnOp) and _needs_split(op.column)]
+                if unsafe:
+                    self._split(tree, group, unsafe, context)
+
+    def _split(
+        self,
+        tree: Tree,
+        group: ops.ModifyTableOps,
+        unsafe: list[ops.AddColumnOp],
+        context: RuleContext,
+    ) -> None:
+        """[..., add NOT NULL, ...rest] becomes [..., add NULL], backfills, [set NOT NULL, ...rest].
+
+        The backfills sit between two table groups so that in batch mode they run after the
+        first batch block has added the column (batch ops are queued until the block exits).
+        """
+        last = max(group.ops.index(op) for op in unsafe)
+        head: list[ops.MigrateOperation] = list(group.ops[: last + 1])
+        tail: list[ops.MigrateOperation] = list(group.ops[last + 1 :])
+        middle: list[ops.MigrateOperation] = []
+        alters: list[ops.MigrateOperation] = []
+        for add in unsafe:
+            column = add.column
+            nullable_copy = column._copy()
+            nullable_copy.nullable = True
+            replace_in(head, add, [ops.AddColumnOp(group.table_name, nullable_copy,
+                                                   schema=group.schema)])
+            middle.append(self._backfill(tree, group, column, context))
+            alters.append(ops.AlterColumnOp(group.table_name, column.name, schema=group.schema,
+                                            existing_type=column.type,
+                                            existing_nullable=True,
+                                            existing_comment=column.comment,
+                                            modify_nullable=False))
+        replacement: list[ops.MigrateOperation] = [
+            ops.ModifyTableOps(group.table_name, head, schema=group.schema),
+            *middle,
+            ops.ModifyTableOps(group.table_name, alters + tail, schema=group.schema),
+        ]
+        replace_in(tree.top, group, replacement)
+
+    def _backfill(
+        self, tree: Tree, group: ops.ModifyTableOps, column: sa.Column[Any], context: RuleContext
+    ) -> ops.MigrateOperation:
+        table, name = group.table_name, column.name
+        value = _backfill_value(column, f"{table}.{name}", context)
+        if value is _NO_BACKFILL:
+            placeholder = update_statement(group, column, sa.literal_column("<value>"), context)
+            hint = (f"add info={{'backfill': ...}} to {table}.{name}, or rerun with "
+                    f"-x backfill={table}.{name}=<SQL>")
+            context.report(Finding(self.name, tree.direction, table,
+                f"{name} is added NOT NULL with no known backfill: the set NOT NULL fails on "
+                f"a table with rows", fixed=False, hint=hint))
+            return CommentOp([
+                f"TODO(migrafix): fill {table}.{name} before it becomes NOT NULL, e.g.",
+                f"op.execute({placeholder!r})",
+                f"(to have this written for you: {hint})",
+            ])
+        context.report(Finding(self.name, tree.direction, table,
+            f"NOT NULL {name} split into add nullable / backfill / set NOT NULL", fixed=True))
+        sql = update_statement(group, column, value, context)
+        return BackfillOp(sql, table_name=table, column_name=name, schema=group.schema)
+
+
+def _needs_split(column: sa.Column[Any]) -> bool:
+    return (
+        column.nullable is False
+        and column.server_default is None
+        and column.identity is None
+        and column.computed is None
+        and not column.primary_key
+    )
+
+
+def _backfill_value(column: sa.Column[Any], key: str, context: RuleContext) -> Any:
+    if "backfill" in column.info:
+        value = column.info["backfill"]
+        return value if isinstance(value, ClauseElement) else sa.literal(value, column.type)
+    default = column.default
+    if isinstance(default, sa.ColumnDefault) and default.is_scalar:
+        return sa.literal(default.arg, column.type)
+    if key in context.settings.backfill:
+        return sa.text(context.settings.backfill[key])
+    return _NO_BACKFILL
+
+
+def update_statement(
+    group: ops.ModifyTableOps, column: sa.Column[Any], value: Any, context: RuleContext
+) -> str:
+    """``UPDATE t SET c = value WHERE c IS NULL``, quoted and rendered for the dialect."""
+    target = sa.table(group.table_name, sa.column(column.name, column.type), schema=group.schema)
+    statement = (
+        sa.update(target).where(target.c[column.name].is_(None)).values({column.name: value})
+    )
+    compiled = statement.compile(dialect=context.dialect, compile_kwargs={"literal_binds": True})
+    return str(compiled)

@@ -1,0 +1,211 @@
+"""unnamed-constraint: constraints created or dropped with no name get the naming convention's."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import ops
+from sqlalchemy.sql.elements import conv
+
+from migrafix.revision import Revision, Tree, replace_in
+from migrafix.rules.base import Finding, Rule, RuleContext, table_label
+
+__all__ = ["DEFAULT_NAMING_CONVENTION", "NamingConvention", "UnnamedConstraint"]
+
+DEFAULT_NAMING_CONVENTION: Mapping[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_PREFIX_BY_CLASS: Mapping[type, str] = {
+    sa.Index: "ix",
+    sa.UniqueConstraint: "uq",
+    sa.CheckConstraint: "ck",
+    sa.ForeignKeyConstraint: "fk",
+    sa.PrimaryKeyConstraint: "pk",
+}
+
+
+class NamingConvention:
+    """Names exactly as SQLAlchemy gives them: the constraint is attached to a stub table in a
+    throwaway ``MetaData(naming_convention=...)`` and its name read back, then truncated the
+    way the dialect's compiler truncates it."""
+
+    def __init__(self, convention: Mapping[Any, str], dialect: sa.engine.Dialect) -> None:
+        self.convention = {_PREFIX_BY_CLASS.get(k, k): v for k, v in convention.items()}
+        self.dialect = dialect
+
+    def name_for(self, item: sa.Constraint | sa.Index) -> conv | None:
+        """The name of ``item`` (attached to its table), or None if the convention cannot
+        name it (an expression index, a token the item cannot fill)."""
+        table = item.table
+        assert isinstance(table, sa.Table)
+        plain = table.to_metadata(sa.MetaData())  # a copy of ours to modify, never the model's
+        twin = _twin_in(plain, item)
+        if twin is None:
+            return None
+        if "%(constraint_name)s" in self.convention.get("ck", ""):
+            # Every unnamed CHECK of the table needs its stand-in, or copying the table fails.
+            for check in plain.constraints:
+                if isinstance(check, sa.CheckConstraint) and check.name is None:
+                    check.name = check_stand_in(check, plain)
+        try:
+            named = plain.to_metadata(sa.MetaData(naming_convention=self.convention))
+        except Exception:  # a convention token this item cannot fill
+            return None
+        result = _twin_in(named, twin)
+        if result is None or not isinstance(result.name, conv):
+            return None
+        return self.truncated(result.name, isinstance(item, sa.Index))
+
+    def truncated(self, name: str, is_index: bool) -> conv:
+        preparer = self.dialect.identifier_preparer
+        shorten = (preparer.truncate_and_render_index_name if is_index
+                   else preparer.truncate_and_render_constraint_name)
+        return conv(shorten(conv(name), _alembic_quote=False))
+
+
+def check_stand_in(check: sa.CheckConstraint, table: sa.Table) -> str:
+    """The ``%(constraint_name)s`` of an unnamed CHECK: the table's columns its SQL names, in
+    order (``price > 0`` on product gives ``ck_product_price``), else the first 8 hex digits of
+    the SHA-1 of its whitespace-normalised SQL. Deterministic, so upgrade and downgrade agree."""
+    text = " ".join(str(check.sqltext).split())
+    known = set(table.columns.keys())
+    words = [w for w in dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)) if w in known]
+    if words:
+        return "_".join(words)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def _twin_in(table: sa.Table, original: sa.Constraint | sa.Index) -> Any:
+    """The one constraint or index of ``table`` that is ``original``'s copy, if unambiguous."""
+    twins = [c for c in (*table.constraints, *table.indexes) if _same(c, original)]
+    return twins[0] if len(twins) == 1 else None
+
+
+def _same(candidate: object, original: sa.Constraint | sa.Index) -> bool:
+    if type(candidate) is not type(original):
+        return False
+    if isinstance(original, sa.CheckConstraint):
+        return str(candidate.sqltext) == str(original.sqltext)  # type: ignore[attr-defined]
+    if isinstance(original, sa.Index):
+        return [str(e) for e in candidate.expressions] == [  # type: ignore[attr-defined]
+            str(e) for e in original.expressions
+        ]
+    return list(candidate.columns.keys()) == list(original.columns.keys())  # type: ignore[attr-defined]
+
+
+class UnnamedConstraint(Rule):
+    name = "unnamed-constraint"
+    summary = "A constraint is created with no name, so its downgrade cannot drop it."
+    why = (
+        "Without a naming convention, autogenerate writes `create_foreign_key(None, ...)`; the "
+        "database picks a name Alembic never learns, and the downgrade's "
+        "`drop_constraint(None, ...)` dies (or, done by hand, drops the wrong constraint). "
+        "migrafix names every constraint and index the revision creates or drops without a "
+        "name, in upgrade and downgrade alike, with the name SQLAlchemy's naming convention "
+        "gives it: the project's `target_metadata.naming_convention` for that kind where it has "
+        "one, else migrafix's default (`ix_%(column_0_label)s`, "
+        "`uq_%(table_name)s_%(column_0_name)s`, `ck_%(table_name)s_%(constraint_name)s`, "
+        "`fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s`, `pk_%(table_name)s`). "
+        "An unnamed CHECK's `%(constraint_name)s` is the columns its SQL names, or a hash of "
+        "its SQL. Names longer than the dialect allows are truncated as SQLAlchemy truncates "
+        "them."
+    )
+    fix_safety = (
+        "Safe for a revision that has not run anywhere yet, which is what autogenerate "
+        "produces. A revision that already ran created its constraints under the database's "
+        "own names (PostgreSQL `order_invoice_id_fkey`): do not rename those after the fact."
+    )
+    options = "`naming_convention = {fk = \"...\", ...}` in `[tool.migrafix]` replaces the default."
+
+    def apply(self, revision: Revision, context: RuleContext) -> None:
+        naming = NamingConvention(
+            {**DEFAULT_NAMING_CONVENTION, **context.settings.naming_convention,
+             **_explicit(context.naming_convention)},
+            context.dialect,
+        )
+        for tree in revision.trees():
+            for holder, op in list(tree.walk()):
+                named = self._named(op, naming)
+                if named is None:
+                    continue
+                new_op, message = named
+                replace_in(holder, op, [new_op])
+                context.report(Finding(self.name, tree.direction, table_label(op), message,
+                                       fixed=new_op is not op))
+
+    def _named(
+        self, op: ops.MigrateOperation, naming: NamingConvention
+    ) -> tuple[ops.MigrateOperation, str] | None:
+        if isinstance(op, ops.CreateTableOp):
+            return _named_table(op, naming)
+        if isinstance(op, ops.AddConstraintOp) and op.constraint_name is None:
+            return _with_name(op, "constraint_name", naming.name_for(op.to_constraint()),
+                              f"{_verb(op)} had no name")
+        if isinstance(op, ops.CreateIndexOp) and op.index_name is None:
+            return _with_name(op, "index_name", naming.name_for(op.to_index()),
+                              "create_index had no name")
+        if isinstance(op, ops.DropConstraintOp) and op.constraint_name is None:
+            source = op._reverse
+            name = naming.name_for(source.to_constraint()) if source is not None else None
+            return _with_name(op, "constraint_name", name, "drop_constraint had no name")
+        if isinstance(op, ops.DropIndexOp) and op.index_name is None:
+            name = naming.name_for(op._reverse.to_index()) if op._reverse is not None else None
+            return _with_name(op, "index_name", name, "drop_index had no name")
+        return None
+
+
+def _explicit(convention: Mapping[Any, str]) -> dict[Any, str]:
+    """The project's convention, less SQLAlchemy's built-in ``ix`` entry that every MetaData
+    has: that one is not a choice the project made, so ours must not be overridden by it."""
+    explicit = dict(convention)
+    if explicit.get("ix") == sa.BLANK_SCHEMA or explicit.get("ix") == "ix_%(column_0_label)s":
+        explicit.pop("ix")
+    return explicit
+
+
+def _verb(op: ops.MigrateOperation) -> str:
+    return {
+        ops.CreateForeignKeyOp: "create_foreign_key",
+        ops.CreateUniqueConstraintOp: "create_unique_constraint",
+        ops.CreateCheckConstraintOp: "create_check_constraint",
+        ops.CreatePrimaryKeyOp: "create_primary_key",
+    }.get(type(op), "create constraint")
+
+
+def _with_name(
+    op: ops.MigrateOperation, attribute: str, name: conv | None, what: str
+) -> tuple[ops.MigrateOperation, str]:
+    if name is None:
+        return op, f"{what}, and the naming convention cannot name it: name it by hand"
+    named = copy.copy(op)
+    setattr(named, attribute, name)
+    return named, f"{what}: named {name}"
+
+
+def _named_table(
+    op: ops.CreateTableOp, naming: NamingConvention
+) -> tuple[ops.MigrateOperation, str] | None:
+    if not any(isinstance(i, sa.Constraint) and i.name is None for i in op.columns):
+        return None
+    table = op.to_table().to_metadata(sa.MetaData())  # ours: naming it touches no model object
+    names = []
+    for constraint in list(table.constraints):
+        if constraint.name is None:
+            name = naming.name_for(constraint)
+            if name is not None:
+                constraint.name = name
+                names.append(name)
+    if not names:
+        return op, f"create_table {op.table_name}: constraints the convention cannot name"
+    new_op = ops.CreateTableOp.from_table(table)
+    return new_op, f"create_table {op.table_name}: named {', '.join(sorted(names))}"

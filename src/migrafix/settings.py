@@ -1,0 +1,227 @@
+"""Settings: ``[tool.migrafix]`` in pyproject.toml, then ``hook(...)`` arguments, then ``-x``.
+
+Every source goes through one validator, so a misspelled key or a wrong type is an error that
+names the setting and where it came from, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ColumnRename", "Settings", "SettingsError", "TableRename", "find_pyproject"]
+
+ConcurrentIndexes = Literal["explicit", "always"]
+
+
+class SettingsError(ValueError):
+    """A setting is unknown, malformed, or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class ColumnRename:
+    table: str
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.old}:{self.new}"
+
+
+@dataclass(frozen=True)
+class TableRename:
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        return f"{self.old}:{self.new}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What migrafix does; every field is documented in README.md under "Settings"."""
+
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    column_renames: tuple[ColumnRename, ...] = ()
+    table_renames: tuple[TableRename, ...] = ()
+    backfill: Mapping[str, str] = field(default_factory=dict)
+    concurrent_indexes: ConcurrentIndexes = "explicit"
+    split_concurrent_revisions: bool = True
+    naming_convention: Mapping[str, str] = field(default_factory=dict)
+    interactive: bool = False
+
+    def rule_enabled(self, name: str) -> bool:
+        if self.select and name not in self.select:
+            return False
+        return name not in self.ignore
+
+    def merged(self, raw: Mapping[str, Any], source: str) -> Settings:
+        """These settings updated by ``raw`` (a ``[tool.migrafix]``-shaped mapping).
+
+        List settings given again replace the earlier value, except renames and backfills,
+        which add up across sources (a ``-x rename=`` adds to the renames in pyproject.toml).
+        """
+        changes: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in _PARSERS:
+                known = ", ".join(sorted(_PARSERS))
+                raise SettingsError(f"{source}: unknown migrafix setting {key!r} (known: {known})")
+            try:
+                changes.update(_PARSERS[key](value, self))
+            except SettingsError as exc:
+                raise SettingsError(f"{source}: setting {key!r}: {exc}") from None
+        return dataclasses.replace(self, **changes)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise SettingsError(f"expected a string or a list of strings, got {value!r}")
+
+
+def _rule_names(value: Any) -> tuple[str, ...]:
+    from migrafix.rules import RULES_BY_NAME
+
+    names = tuple(n for item in _strings(value) for n in item.split(",") if n)
+    for name in names:
+        if name not in RULES_BY_NAME:
+            raise SettingsError(f"unknown rule {name!r} (rules: {', '.join(RULES_BY_NAME)})")
+    return names
+
+
+def parse_rename(text: str) -> ColumnRename | TableRename:
+    """``table.old:new`` renames a column, ``old_table:new_table`` a table."""
+    left, sep, new = text.partition(":")
+    if not sep or not left or not new or "." in new:
+        raise SettingsError(f"rename {text!r} is not TABLE.OLD:NEW or OLD_TABLE:NEW_TABLE")
+    table, dot, old = left.rpartition(".")
+    if dot:
+        if not table or not old:
+            raise SettingsError(f"rename {text!r} is not TABLE.OLD:NEW or OLD_TABLE:NEW_TABLE")
+        return ColumnRename(table, old, new)
+    return TableRename(left, new)
+
+
+def _renames(value: Any, current: Settings) -> dict[str, Any]:
+    parsed = [parse_rename(item) for item in _strings(value)]
+    return {
+        "column_renames": current.column_renames
+        + tuple(r for r in parsed if isinstance(r, ColumnRename)),
+        "table_renames": current.table_renames
+        + tuple(r for r in parsed if isinstance(r, TableRename)),
+    }
+
+
+def parse_backfill(text: str) -> tuple[str, str]:
+    """``table.column=SQL`` as given on a command line."""
+    target, sep, sql = text.partition("=")
+    if not sep or "." not in target or not sql.strip():
+        raise SettingsError(f"backfill {text!r} is not TABLE.COLUMN=SQL")
+    return target, sql
+
+
+def _backfill(value: Any, current: Settings) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    else:
+        items = [parse_backfill(item) for item in _strings(value)]
+    merged = dict(current.backfill)
+    for target, sql in items:
+        if not isinstance(sql, str) or "." not in target:
+            raise SettingsError(f"backfill {target!r}: expected 'TABLE.COLUMN' = 'SQL expression'")
+        merged[target] = sql
+    return {"backfill": merged}
+
+
+def _boolean(name: str) -> Any:
+    def parse(value: Any, current: Settings) -> dict[str, Any]:
+        if isinstance(value, bool):
+            return {name: value}
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
+            return {name: value.lower() in {"true", "1", "yes"}}
+        raise SettingsError(f"expected true or false, got {value!r}")
+
+    return parse
+
+
+def _concurrent_indexes(value: Any, current: Settings) -> dict[str, Any]:
+    if value not in ("explicit", "always"):
+        raise SettingsError(f"expected 'explicit' or 'always', got {value!r}")
+    return {"concurrent_indexes": value}
+
+
+def _naming_convention(value: Any, current: Settings) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise SettingsError(f"expected a table of strings, got {value!r}")
+    return {"naming_convention": dict(value)}
+
+
+_PARSERS: dict[str, Any] = {
+    "select": lambda v, s: {"select": _rule_names(v)},
+    "ignore": lambda v, s: {"ignore": _rule_names(v)},
+    "renames": _renames,
+    "rename": _renames,  # the -x spelling: -x rename=table.old:new
+    "backfill": _backfill,
+    "concurrent_indexes": _concurrent_indexes,
+    "split_concurrent_revisions": _boolean("split_concurrent_revisions"),
+    "naming_convention": _naming_convention,
+    "interactive": _boolean("interactive"),
+}
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start``."""
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_pyproject(path: Path) -> Mapping[str, Any]:
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    section = data.get("tool", {}).get("migrafix", {})
+    if not isinstance(section, Mapping):
+        raise SettingsError(f"{path}: [tool.migrafix] must be a table")
+    return section
+
+
+def x_arguments_to_raw(arguments: Iterable[str]) -> dict[str, Any]:
+    """``-x`` arguments that are migrafix's; the rest belong to the project's env.py.
+
+    ``rename`` and ``backfill`` may repeat. ``migrafix.KEY=VALUE`` reaches any setting and is
+    validated strictly, so a misspelling there is an error rather than someone else's argument.
+    """
+    raw: dict[str, Any] = {}
+    for argument in arguments:
+        key, sep, value = argument.partition("=")
+        key = key.strip()
+        strict = key.startswith("migrafix.")
+        key = key.removeprefix("migrafix.")
+        if not strict and key not in _X_KEYS:
+            continue
+        if not sep:
+            raise SettingsError(f"-x {argument}: expected {key}=VALUE")
+        if key in ("rename", "renames", "backfill", "select", "ignore"):
+            raw.setdefault(key, []).append(value)
+        else:
+            raw[key] = value
+    return raw
+
+
+_X_KEYS = frozenset({"rename", "backfill", "concurrent_indexes"})
