@@ -6,6 +6,7 @@ so every module that may put one of these ops in a tree imports it.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,14 +73,34 @@ class AutocommitBlockOp(ops.MigrateOperation):
 
 @renderers.dispatch_for(CommentOp)
 def _render_comment(autogen_context: AutogenContext, op: CommentOp) -> list[str]:
-    return [f"# {line}" if line else "#" for line in op.lines]
+    return [f"# {line}" if line else "#" for line in _wrapped(op.lines)]
+
+
+@renderers.dispatch_for(ops.RenameTableOp)
+def _render_rename_table(autogen_context: AutogenContext, op: ops.RenameTableOp) -> str:
+    # Alembic can run a rename_table but has no autogenerate renderer for it.
+    schema = f", schema={op.schema!r}" if op.schema else ""
+    return f"op.rename_table({op.table_name!r}, {op.new_table_name!r}{schema})"
 
 
 @renderers.dispatch_for(AutocommitBlockOp)
 def _render_autocommit_block(autogen_context: AutogenContext, op: AutocommitBlockOp) -> list[str]:
-    lines = [f"# {line}" for line in op.comment]
+    lines = [f"# {line}" for line in _wrapped(op.comment)]
     lines.append("with op.get_context().autocommit_block():")
     for inner in op.ops:
         lines.extend(render_op(autogen_context, inner))
     lines.append("")  # a blank line closes the block in Alembic's printer
     return lines
+
+
+def _wrapped(lines: Sequence[str], width: int = 88) -> list[str]:
+    """Comment text folded to a width a reviewer reads without scrolling; code lines (which
+    the reader may copy) are never folded."""
+    folded: list[str] = []
+    for line in lines:
+        if line.startswith(("op.", "    ")) or len(line) <= width:
+            folded.append(line)
+        else:
+            folded.extend(textwrap.wrap(line, width, break_long_words=False,
+                                        break_on_hyphens=False))
+    return folded
