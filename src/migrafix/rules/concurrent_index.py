@@ -13,9 +13,9 @@ from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 __all__ = ["AUTOCOMMIT_COMMENT", "ConcurrentIndex"]
 
 AUTOCOMMIT_COMMENT = (
-    "migrafix: PostgreSQL cannot create or drop an index CONCURRENTLY inside a transaction.",
-    "autocommit_block() first COMMITs every statement before it in this migration run: if a",
-    "statement in the block fails, those stay applied while alembic_version is not updated.",
+    "migrafix: PostgreSQL cannot create or drop an index CONCURRENTLY inside a transaction. "
+    "autocommit_block() first COMMITs every statement before it in this migration run: if a "
+    "statement in the block fails, those stay applied while alembic_version is not updated. "
     "After a failed build, drop the INVALID index it leaves, fix the cause, and upgrade again.",
 )
 
