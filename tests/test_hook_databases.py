@@ -113,4 +113,4 @@ def test_postgresql_concurrent_index_is_built(tmp_path: Path, pg_url: str) -> No
     assert [f.name for f in files] == ["0002_post_v2_create_indexes_concurrently.py", "0002_v2.py"]
     assert project.rows(
         "SELECT indexname FROM pg_indexes WHERE tablename = 'event' ORDER BY 1"
-    ) == [("event_pkey",), ("ix_event_kind",)]
+    ) == [("ix_event_kind",), ("pk_event",)]
