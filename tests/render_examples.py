@@ -28,7 +28,8 @@ class Rendered:
 
 def models(source: str) -> sa.MetaData:
     namespace: dict[str, object] = {}
-    exec(compile("import sqlalchemy as sa\n" + textwrap.dedent(source), "<models>", "exec"), namespace)
+    code = "import sqlalchemy as sa\n" + textwrap.dedent(source)
+    exec(compile(code, "<models>", "exec"), namespace)
     metadata = namespace["metadata"]
     assert isinstance(metadata, sa.MetaData)
     return metadata

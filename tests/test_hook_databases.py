@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from harness import AlembicProject, revision_text
 from scenarios import ALL, CONCURRENT_INDEX, FOREIGN_KEY, NOT_NULL, RENAME, Scenario, quoted
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from render_examples import render
 
 from migrafix.rules import ALL_RULES, Example, Rule
-from render_examples import render
 
 CASES = [
     pytest.param(rule, example, id=f"{rule.name}: {example.title}",

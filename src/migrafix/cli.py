@@ -25,12 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rule in ALL_RULES:
             print(f"{rule.name:<{width}}  {rule.summary}")
         return 0
-    rule = RULES_BY_NAME.get(args.rule)
-    if rule is None:
+    explained = RULES_BY_NAME.get(args.rule)
+    if explained is None:
         print(f"migrafix: no rule {args.rule!r}; rules: {', '.join(RULES_BY_NAME)}",
               file=sys.stderr)
         return 2
-    print(rule_page(rule))
+    print(rule_page(explained))
     return 0
 
 

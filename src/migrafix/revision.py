@@ -27,7 +27,7 @@ class Tree:
 
     @property
     def top(self) -> list[ops.MigrateOperation]:
-        return self.container.ops  # type: ignore[return-value]
+        return self.container.ops
 
     def table_groups(self) -> Iterator[ops.ModifyTableOps]:
         for op in list(self.top):
@@ -39,7 +39,7 @@ class Tree:
         for op in list(self.top):
             if isinstance(op, ops.ModifyTableOps):
                 for inner in list(op.ops):
-                    yield op.ops, inner  # type: ignore[misc]
+                    yield op.ops, inner
             else:
                 yield self.top, op
 

@@ -97,5 +97,6 @@ def _naming_convention(target_metadata: Any) -> Mapping[Any, str]:
     candidates = target_metadata if isinstance(target_metadata, Sequence) else [target_metadata]
     for metadata in candidates:
         if isinstance(metadata, MetaData) and metadata.naming_convention:
-            return dict(metadata.naming_convention)
+            return {key: value for key, value in metadata.naming_convention.items()
+                    if isinstance(value, str)}  # callables are convention tokens, not names
     return {}

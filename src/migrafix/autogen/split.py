@@ -20,8 +20,8 @@ def split_concurrent(script: ops.MigrationScript) -> list[ops.MigrationScript]:
         return [script]  # a multi-database revision: keep it whole, blocks in place
     upgrade, downgrade = script.upgrade_ops, script.downgrade_ops
     assert upgrade is not None and downgrade is not None
-    up_first, up_rest, up_last = _ends(upgrade.ops)  # type: ignore[arg-type]
-    down_first, down_rest, down_last = _ends(downgrade.ops)  # type: ignore[arg-type]
+    up_first, up_rest, up_last = _ends(upgrade.ops)
+    down_first, down_rest, down_last = _ends(downgrade.ops)
     if not up_rest or not (up_first or up_last):
         return [script]
     # The downgrade mirrors the upgrade: its leading drops undo the upgrade's trailing creates.
@@ -64,19 +64,14 @@ def _ends(
 ) -> tuple[
     AutocommitBlockOp | None, list[ops.MigrateOperation], AutocommitBlockOp | None
 ]:
-    first = top[0] if top and _is_drop_block(top[0]) else None
-    last = top[-1] if top and _is_create_block(top[-1]) else None
+    first = top[0] if top and isinstance(top[0], AutocommitBlockOp) else None
+    last = top[-1] if top and isinstance(top[-1], AutocommitBlockOp) else None
+    first = first if first is not None and _only(first, ops.DropIndexOp) else None
+    if last is not None and (last is first or not _only(last, ops.CreateIndexOp)):
+        last = None
     rest = [op for op in top if op is not first and op is not last]
-    return first, rest, last  # type: ignore[return-value]
+    return first, rest, last
 
 
-def _is_drop_block(op: ops.MigrateOperation) -> bool:
-    return isinstance(op, AutocommitBlockOp) and all(
-        isinstance(inner, ops.DropIndexOp) for inner in op.ops
-    )
-
-
-def _is_create_block(op: ops.MigrateOperation) -> bool:
-    return isinstance(op, AutocommitBlockOp) and all(
-        isinstance(inner, ops.CreateIndexOp) for inner in op.ops
-    )
+def _only(block: AutocommitBlockOp, kind: type[ops.MigrateOperation]) -> bool:
+    return all(isinstance(inner, kind) for inner in block.ops)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import ops
@@ -27,7 +28,9 @@ class _Plan:
     def inverted(self) -> _Plan:
         table_back = {r.new: r.old for r in self.tables}
         return _Plan(
-            frozenset(ColumnRename(table_back.get(r.table, r.table), r.new, r.old) for r in self.columns),
+            frozenset(
+                ColumnRename(table_back.get(r.table, r.table), r.new, r.old) for r in self.columns
+            ),
             frozenset(TableRename(r.new, r.old) for r in self.tables),
         )
 
@@ -109,7 +112,7 @@ class DropAddRename(Rule):
     def _report_unmatched(self, tree: Tree, plan: _Plan, context: RuleContext) -> None:
         """A rename that was asked for but matches nothing is most likely a typo: say so."""
         pairs = {
-            (group.table_name, op.column_name if isinstance(op, ops.DropColumnOp) else op.column.name)
+            (group.table_name, _column_name(op))
             for group in tree.table_groups()
             for op in group.ops
             if isinstance(op, (ops.DropColumnOp, ops.AddColumnOp))
@@ -125,7 +128,8 @@ class DropAddRename(Rule):
             if (rename.table, rename.old) not in pairs or (rename.table, rename.new) not in pairs:
                 context.report(Finding(self.name, tree.direction, rename.table,
                     f"rename {rename} was asked for, but this revision does not drop "
-                    f"{rename.table}.{rename.old} and add {rename.table}.{rename.new}", fixed=False))
+                    f"{rename.table}.{rename.old} and add {rename.table}.{rename.new}",
+                    fixed=False))
         for table_rename in plan.tables:
             if table_rename.old not in tables or table_rename.new not in tables:
                 context.report(Finding(self.name, tree.direction, table_rename.old,
@@ -145,8 +149,8 @@ class DropAddRename(Rule):
             if drop is None or add is None:
                 continue
             alter = _alter_for_rename(group, drop, add, context)
-            replace_in(group.ops, add, [alter])  # type: ignore[arg-type]
-            replace_in(group.ops, drop, [])  # type: ignore[arg-type]
+            replace_in(group.ops, add, [alter])
+            replace_in(group.ops, drop, [])
             context.report(Finding(self.name, tree.direction, group.table_name,
                 f"drop + add of {rename.old} / {rename.new} written as a rename", fixed=True))
         if tree.direction == "upgrade":
@@ -170,7 +174,7 @@ class DropAddRename(Rule):
             f"    {hint}",
             f"or put info={{'renamed_from': {old!r}}} on the column.",
         ])
-        replace_in(group.ops, add, [comment, add])  # type: ignore[arg-type]
+        replace_in(group.ops, add, [comment, add])
         context.report(Finding(self.name, tree.direction, table,
             f"{old} dropped and {new} added with the same type: a rename?", fixed=False,
             hint=f"rerun with {hint} if it is"))
@@ -218,6 +222,10 @@ def _columns(op: ops.CreateTableOp | None) -> list[sa.Column[object]]:
     if op is None:
         return []
     return [item for item in op.columns if isinstance(item, sa.Column)]
+
+
+def _column_name(op: ops.DropColumnOp | ops.AddColumnOp) -> str:
+    return op.column_name if isinstance(op, ops.DropColumnOp) else op.column.name
 
 
 def _on_table(op: ops.MigrateOperation, table: str) -> bool:
@@ -275,7 +283,7 @@ def _alter_between(
     Every ``existing_*`` is carried: MySQL rebuilds the whole column on a rename.
     """
     name = old_name or existing.name
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     if name != target.name:
         changes["modify_name"] = target.name
     if _type_text(existing.type, context) != _type_text(target.type, context):
@@ -298,7 +306,7 @@ def _alter_between(
         existing_nullable=existing.nullable,
         existing_server_default=existing.server_default,
         existing_comment=existing.comment,
-        **changes,  # type: ignore[arg-type]
+        **changes,
     )
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 from sqlalchemy.sql.elements import conv
 
-from migrafix.revision import Revision, Tree, replace_in
+from migrafix.revision import Revision, replace_in
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 
 __all__ = ["DEFAULT_NAMING_CONVENTION", "NamingConvention", "UnnamedConstraint"]
@@ -91,16 +91,15 @@ def _twin_in(table: sa.Table, original: sa.Constraint | sa.Index) -> Any:
     return twins[0] if len(twins) == 1 else None
 
 
-def _same(candidate: object, original: sa.Constraint | sa.Index) -> bool:
+def _same(candidate: Any, original: Any) -> bool:
+    """Whether ``candidate`` is a copy of ``original``: same kind, same columns or SQL."""
     if type(candidate) is not type(original):
         return False
     if isinstance(original, sa.CheckConstraint):
-        return str(candidate.sqltext) == str(original.sqltext)  # type: ignore[attr-defined]
+        return str(candidate.sqltext) == str(original.sqltext)
     if isinstance(original, sa.Index):
-        return [str(e) for e in candidate.expressions] == [  # type: ignore[attr-defined]
-            str(e) for e in original.expressions
-        ]
-    return list(candidate.columns.keys()) == list(original.columns.keys())  # type: ignore[attr-defined]
+        return [str(e) for e in candidate.expressions] == [str(e) for e in original.expressions]
+    return list(candidate.columns.keys()) == list(original.columns.keys())
 
 
 class UnnamedConstraint(Rule):
@@ -148,7 +147,7 @@ class UnnamedConstraint(Rule):
     ) -> tuple[ops.MigrateOperation, str] | None:
         if isinstance(op, ops.CreateTableOp):
             return _named_table(op, naming)
-        if isinstance(op, ops.AddConstraintOp) and op.constraint_name is None:
+        if isinstance(op, ops.AddConstraintOp) and getattr(op, "constraint_name", "") is None:
             return _with_name(op, "constraint_name", naming.name_for(op.to_constraint()),
                               f"{_verb(op)} had no name")
         if isinstance(op, ops.CreateIndexOp) and op.index_name is None:
