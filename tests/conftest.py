@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ MYSQL_ENV = "MIGRAFIX_TEST_MYSQL_URL"
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+def pg_server_url() -> Iterator[URL]:
     """SQLAlchemy URL of a PostgreSQL server: $MIGRAFIX_TEST_POSTGRES_URL or an embedded one."""
     if env_url := os.environ.get(PG_ENV):
         url = make_url(env_url)
@@ -30,11 +32,15 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         from pgserver.postgres_server import get_server
 
-        server = get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+        # Not under pytest's basetemp: a concurrent pytest run prunes old basetemps, and
+        # would delete the data directory of a server still in use.
+        data = Path(tempfile.mkdtemp(prefix="migrafix-pg-"))
+        server = get_server(data, cleanup_mode="stop")
     try:
         yield make_url(server.get_uri()).set(drivername="postgresql+psycopg")
     finally:
         server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def _fresh_database(server_url: URL) -> Iterator[str]:

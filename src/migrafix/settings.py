@@ -194,7 +194,10 @@ def find_pyproject(start: Path) -> Path | None:
 
 def load_pyproject(path: Path) -> Mapping[str, Any]:
     with path.open("rb") as fh:
-        data = tomllib.load(fh)
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     section = data.get("tool", {}).get("migrafix", {})
     if not isinstance(section, Mapping):
         raise SettingsError(f"{path}: [tool.migrafix] must be a table")
