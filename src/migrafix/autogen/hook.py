@@ -57,7 +57,9 @@ class Hook:
                 script.upgrade_ops_list, script.downgrade_ops_list, strict=True
             ):
                 fix_revision(upgrade, downgrade, rule_context)
-        if settings.split_concurrent_revisions:
+        # `alembic check` reads only the last script generated: split, it would list only the
+        # concurrent indexes as pending.
+        if settings.split_concurrent_revisions and not _is_check_command(context):
             directives[:] = [part for script in directives for part in split_concurrent(script)]
 
     def settings_for(self, context: MigrationContext) -> Settings:
@@ -91,6 +93,11 @@ def chain(*hooks: ProcessRevisionDirectives) -> ProcessRevisionDirectives:
             each(context, revision, directives)
 
     return run_all
+
+
+def _is_check_command(context: MigrationContext) -> bool:
+    command: Any = getattr(getattr(context.config, "cmd_opts", None), "cmd", None)
+    return bool(command) and getattr(command[0], "__name__", None) == "check"
 
 
 def _naming_convention(target_metadata: Any) -> Mapping[Any, str]:

@@ -20,7 +20,10 @@ from migrafix.settings import Settings
 
 __all__ = ["Example", "Finding", "Rule", "RuleContext"]
 
-log = logging.getLogger("migrafix")
+# A child of "alembic": env.py's fileConfig() disables every logger that exists before it
+# runs and is not named in alembic.ini, but leaves children of configured loggers enabled.
+# So migrafix's lines show, in Alembic's own format, wherever Alembic's do.
+log = logging.getLogger("alembic.migrafix")
 
 
 @dataclass(frozen=True)
