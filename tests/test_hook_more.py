@@ -1,0 +1,103 @@
+"""Hook behaviour the scenario tests do not reach: concurrent_indexes = "always" (with the
+_pre revision for concurrent drops) and a SQL backfill given with sa.text()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from harness import AlembicProject, body_lines
+
+HEADER = "import sqlalchemy as sa\n\nmetadata = sa.MetaData()\n"
+EVENT_V1 = HEADER + """
+event = sa.Table(
+    "event", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(20)),
+    sa.Column("code", sa.String(20)),
+    sa.Index("ix_event_kind", "kind"),
+)
+"""
+# kind (and its index) dropped; a plain index on code added; a new table with its own index.
+EVENT_V2 = HEADER + """
+event = sa.Table(
+    "event", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("code", sa.String(20)),
+    sa.Index("ix_event_code", "code"),
+)
+tag = sa.Table(
+    "tag", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("label", sa.String(20), index=True),
+)
+"""
+
+
+@pytest.mark.postgres
+def test_concurrent_always_splits_drops_before_and_creates_after(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Every index op on a table that lives on both sides of the revision becomes concurrent:
+    the drop in a revision before the column drop, the create in one after; the new table's
+    index stays in the transaction. Rows survive upgrade → downgrade → upgrade."""
+    project = AlembicProject(tmp_path, pg_url)
+    (project.root / "pyproject.toml").write_text(
+        '[tool.migrafix]\nconcurrent_indexes = "always"\n')
+    project.write_models(EVENT_V1)
+    project.revision("v1")
+    project.alembic("upgrade", "head")
+    project.execute("INSERT INTO event (id, kind, code) VALUES (1, 'a', 'x'), (2, 'b', 'y')")
+    project.write_models(EVENT_V2)
+    files = {p.name: p.read_text() for p in project.revision("v2")}
+
+    assert sorted(files) == ["0002_post_v2_create_indexes_concurrently.py",
+                             "0002_pre_v2_drop_indexes_concurrently.py", "0002_v2.py"]
+    pre = files["0002_pre_v2_drop_indexes_concurrently.py"]
+    assert "down_revision: Union[str, Sequence[str], None] = '0001'" in pre
+    assert body_lines(pre) == [
+        "with op.get_context().autocommit_block():",
+        "op.drop_index(op.f('ix_event_kind'), table_name='event', postgresql_concurrently=True)",
+    ]
+    main = files["0002_v2.py"]
+    assert "down_revision: Union[str, Sequence[str], None] = '0002_pre'" in main
+    assert "op.drop_column('event', 'kind')" in main
+    assert "op.create_index(op.f('ix_tag_label'), 'tag', ['label'], unique=False)" in main
+    assert "autocommit_block" not in main
+    post = files["0002_post_v2_create_indexes_concurrently.py"]
+    assert "op.create_index('ix_event_code', 'event', ['code'], unique=False, " \
+           "postgresql_concurrently=True)" in post
+
+    for _ in range(2):
+        project.alembic("upgrade", "head")
+        assert project.rows("SELECT id, code FROM event ORDER BY id") == [(1, "x"), (2, "y")]
+        assert project.diffs() == []
+        project.alembic("downgrade", "0001")
+        assert project.rows("SELECT id, kind, code FROM event ORDER BY id") == [
+            (1, None, "x"), (2, None, "y")]
+        assert project.rows(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'event' AND indexname LIKE 'ix%'"
+        ) == [("ix_event_kind",)]
+
+
+@pytest.mark.postgres
+def test_backfill_from_sql_expression(tmp_path: Path, pg_url: str) -> None:
+    """info={"backfill": sa.text(...)} is SQL, written as is into the UPDATE."""
+    project = AlembicProject(tmp_path, pg_url)
+    v1 = HEADER + 'item = sa.Table("item", metadata, sa.Column("id", sa.Integer, ' \
+        'primary_key=True, autoincrement=False))\n'
+    project.write_models(v1)
+    project.revision("v1")
+    project.alembic("upgrade", "head")
+    project.execute("INSERT INTO item (id) VALUES (1), (2)")
+    project.write_models(v1.replace("autoincrement=False)", "autoincrement=False), sa.Column("
+        '"slug", sa.String(20), nullable=False, info={"backfill": sa.text("\'item-\' || id")})'))
+    [path] = project.revision("v2")
+    assert "op.execute(\"UPDATE item SET slug='item-' || id WHERE item.slug IS NULL\")" \
+        in path.read_text()
+    project.alembic("upgrade", "head")
+    assert project.rows("SELECT id, slug FROM item ORDER BY id") == [(1, "item-1"), (2, "item-2")]
+    assert project.diffs() == []
+    project.alembic("downgrade", "0001")
+    project.alembic("upgrade", "head")
+    assert project.rows("SELECT slug FROM item ORDER BY id") == [("item-1",), ("item-2",)]
