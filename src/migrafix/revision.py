@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from alembic.operations import ops
 
-__all__ = ["Direction", "Revision", "Tree"]
+__all__ = ["Direction", "Revision", "Tree", "derived", "origin_of", "replace_in"]
 
 Direction = Literal["upgrade", "downgrade"]
 
@@ -60,6 +60,26 @@ def replace_in(
             holder[index : index + 1] = list(new)
             return
     raise ValueError(f"{old!r} is not in this container")
+
+
+_ORIGIN = "_migrafix_origin"
+_Op = TypeVar("_Op", bound=ops.MigrateOperation)
+
+
+def derived(origin: ops.MigrateOperation, new: _Op) -> _Op:
+    """Mark ``new`` as a changed version of ``origin`` (or of what ``origin`` came from).
+
+    The codemod edits the original statement in place for such an op (a name, a keyword)
+    rather than re-rendering it: Alembic's rendering loses what it does not model.
+    """
+    setattr(new, _ORIGIN, origin_of(origin))
+    return new
+
+
+def origin_of(op: ops.MigrateOperation) -> ops.MigrateOperation:
+    """The op as it was read, before any rule derived ``op`` from it."""
+    origin = getattr(op, _ORIGIN, None)
+    return origin if origin is not None else op
 
 
 @dataclass

@@ -7,7 +7,7 @@ import copy
 from alembic.operations import ops
 
 from migrafix.ops import AutocommitBlockOp
-from migrafix.revision import Revision, Tree, replace_in
+from migrafix.revision import Revision, Tree, derived, replace_in
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 
 __all__ = ["AUTOCOMMIT_COMMENT", "ConcurrentIndex"]
@@ -64,7 +64,7 @@ class ConcurrentIndex(Rule):
             if not op.kw.get("postgresql_concurrently"):
                 if not always or (op.schema, op.table_name) in revision.transient_tables:
                     continue
-                op_copy = copy.copy(op)
+                op_copy = derived(op, copy.copy(op))
                 op_copy.kw = {**op.kw, "postgresql_concurrently": True}
                 replace_in(holder, op, [op_copy])
                 op = op_copy
@@ -72,7 +72,8 @@ class ConcurrentIndex(Rule):
             (creates if isinstance(op, ops.CreateIndexOp) else drops).append(op)
             verb = "create_index" if isinstance(op, ops.CreateIndexOp) else "drop_index"
             context.report(Finding(self.name, tree.direction, table_label(op),
-                f"{verb} {op.index_name} CONCURRENTLY moved into an autocommit block", fixed=True))
+                f"{verb} {op.index_name} CONCURRENTLY moved into an autocommit block", fixed=True,
+                op=op))
         tree.top[:] = [op for op in tree.top
                        if not (isinstance(op, ops.ModifyTableOps) and not op.ops)]
         if drops:

@@ -152,7 +152,8 @@ class DropAddRename(Rule):
             replace_in(group.ops, add, [alter])
             replace_in(group.ops, drop, [])
             context.report(Finding(self.name, tree.direction, group.table_name,
-                f"drop + add of {rename.old} / {rename.new} written as a rename", fixed=True))
+                f"drop + add of {rename.old} / {rename.new} written as a rename", fixed=True,
+                op=add))
         if tree.direction == "upgrade":
             for drop, add in _look_alikes(group, asked, context):
                 self._flag_look_alike(tree, group, drop, add, context)
@@ -177,7 +178,7 @@ class DropAddRename(Rule):
         replace_in(group.ops, add, [comment, add])
         context.report(Finding(self.name, tree.direction, table,
             f"{old} dropped and {new} added with the same type: a rename?", fixed=False,
-            hint=f"rerun with {hint} if it is"))
+            hint=f"rerun with {hint} if it is", op=add))
 
     # --- tables ---------------------------------------------------------------------------
 
@@ -215,7 +216,7 @@ class DropAddRename(Rule):
         replace_in(tree.top, drop, replacement + early)
         context.report(Finding(self.name, tree.direction, rename.old,
             f"drop_table + create_table of {rename.old} / {rename.new} written as a rename",
-            fixed=True))
+            fixed=True, op=create))
 
 
 def _columns(op: ops.CreateTableOp | None) -> list[sa.Column[object]]:

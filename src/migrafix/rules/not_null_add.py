@@ -10,7 +10,7 @@ from alembic.operations import ops
 from sqlalchemy.sql.elements import ClauseElement
 
 from migrafix.ops import BackfillOp, CommentOp
-from migrafix.revision import Revision, Tree, replace_in
+from migrafix.revision import Revision, Tree, derived, replace_in
 from migrafix.rules.base import Example, Finding, Rule, RuleContext
 
 __all__ = ["NotNullAdd"]
@@ -74,9 +74,9 @@ class NotNullAdd(Rule):
             column = add.column
             nullable_copy = column._copy()
             nullable_copy.nullable = True
-            replace_in(head, add, [ops.AddColumnOp(group.table_name, nullable_copy,
-                                                   schema=group.schema)])
-            middle.append(self._backfill(tree, group, column, context))
+            replace_in(head, add, [derived(add, ops.AddColumnOp(group.table_name, nullable_copy,
+                                                                schema=group.schema))])
+            middle.append(self._backfill(tree, group, add, context))
             alters.append(ops.AlterColumnOp(group.table_name, column.name, schema=group.schema,
                                             existing_type=column.type,
                                             existing_nullable=True,
@@ -90,8 +90,9 @@ class NotNullAdd(Rule):
         replace_in(tree.top, group, replacement)
 
     def _backfill(
-        self, tree: Tree, group: ops.ModifyTableOps, column: sa.Column[Any], context: RuleContext
+        self, tree: Tree, group: ops.ModifyTableOps, add: ops.AddColumnOp, context: RuleContext
     ) -> ops.MigrateOperation:
+        column = add.column
         table, name = group.table_name, column.name
         value = _backfill_value(column, f"{table}.{name}", context)
         if value is _NO_BACKFILL:
@@ -100,7 +101,7 @@ class NotNullAdd(Rule):
             hint = f"put info={{'backfill': ...}} on {table}.{name}, or rerun with {x_hint}"
             context.report(Finding(self.name, tree.direction, table,
                 f"{name} is added NOT NULL with no known backfill: the set NOT NULL fails on "
-                f"a table with rows", fixed=False, hint=hint))
+                f"a table with rows", fixed=False, hint=hint, op=add))
             return CommentOp([
                 f"TODO(migrafix): fill {table}.{name} before it becomes NOT NULL, e.g.",
                 f"op.execute({placeholder!r})",
@@ -109,7 +110,8 @@ class NotNullAdd(Rule):
                 f"    {x_hint}",
             ])
         context.report(Finding(self.name, tree.direction, table,
-            f"NOT NULL {name} split into add nullable / backfill / set NOT NULL", fixed=True))
+            f"NOT NULL {name} split into add nullable / backfill / set NOT NULL", fixed=True,
+            op=add))
         sql = update_statement(group, column, value, context)
         return BackfillOp(sql, table_name=table, column_name=name, schema=group.schema)
 

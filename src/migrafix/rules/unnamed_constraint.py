@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 from sqlalchemy.sql.elements import conv
 
-from migrafix.revision import Revision, replace_in
+from migrafix.revision import Revision, derived, replace_in
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 
 __all__ = ["DEFAULT_NAMING_CONVENTION", "NamingConvention", "UnnamedConstraint"]
@@ -140,7 +140,7 @@ class UnnamedConstraint(Rule):
                 new_op, message = named
                 replace_in(holder, op, [new_op])
                 context.report(Finding(self.name, tree.direction, table_label(op), message,
-                                       fixed=new_op is not op))
+                                       fixed=new_op is not op, op=op))
 
     def _named(
         self, op: ops.MigrateOperation, naming: NamingConvention
@@ -186,7 +186,7 @@ def _with_name(
 ) -> tuple[ops.MigrateOperation, str]:
     if name is None:
         return op, f"{what}, and the naming convention cannot name it: name it by hand"
-    named = copy.copy(op)
+    named = derived(op, copy.copy(op))
     setattr(named, attribute, name)
     return named, f"{what}: named {name}"
 
@@ -206,7 +206,7 @@ def _named_table(
                 names.append(name)
     if not names:
         return op, f"create_table {op.table_name}: constraints the convention cannot name"
-    new_op = ops.CreateTableOp.from_table(table)
+    new_op = derived(op, ops.CreateTableOp.from_table(table))
     return new_op, f"create_table {op.table_name}: named {', '.join(sorted(names))}"
 
 
