@@ -74,6 +74,8 @@ class RuleContext:
     dialect: Dialect
     naming_convention: Mapping[Any, str] = field(default_factory=dict)
     ask: Callable[[str], bool] | None = None  # interactive confirmation, when enabled
+    # "database": name unnamed constraints as the database did (a revision that already ran)
+    constraint_names: Literal["convention", "database"] = "convention"
     findings: list[Finding] = field(default_factory=list)
 
     @property

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 
 from migrafix.ops import CommentOp
-from migrafix.revision import Revision, Tree, replace_in
+from migrafix.revision import Revision, Tree, derived, replace_in
 from migrafix.rules.base import Example, Finding, Rule, RuleContext
 from migrafix.settings import ColumnRename, TableRename
 
@@ -148,7 +148,7 @@ class DropAddRename(Rule):
             drop, add = drops.get(rename.old), adds.get(rename.new)
             if drop is None or add is None:
                 continue
-            alter = _alter_for_rename(group, drop, add, context)
+            alter = derived(add, _alter_for_rename(group, drop, add, context))
             replace_in(group.ops, add, [alter])
             replace_in(group.ops, drop, [])
             context.report(Finding(self.name, tree.direction, group.table_name,

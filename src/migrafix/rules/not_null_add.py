@@ -83,9 +83,10 @@ class NotNullAdd(Rule):
                                             existing_comment=column.comment,
                                             modify_nullable=False))
         replacement: list[ops.MigrateOperation] = [
-            ops.ModifyTableOps(group.table_name, head, schema=group.schema),
+            derived(group, ops.ModifyTableOps(group.table_name, head, schema=group.schema)),
             *middle,
-            ops.ModifyTableOps(group.table_name, alters + tail, schema=group.schema),
+            derived(group, ops.ModifyTableOps(group.table_name, alters + tail,
+                                              schema=group.schema)),
         ]
         replace_in(tree.top, group, replacement)
 

@@ -15,7 +15,13 @@ from sqlalchemy.sql.elements import conv
 from migrafix.revision import Revision, derived, replace_in
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 
-__all__ = ["DEFAULT_NAMING_CONVENTION", "NamingConvention", "UnnamedConstraint"]
+__all__ = [
+    "DEFAULT_NAMING_CONVENTION",
+    "DatabaseNaming",
+    "NamingConvention",
+    "UnnamedConstraint",
+    "same_item",
+]
 
 DEFAULT_NAMING_CONVENTION: Mapping[str, str] = {
     "ix": "ix_%(column_0_label)s",
@@ -42,6 +48,7 @@ class NamingConvention:
     def __init__(self, convention: Mapping[Any, str], dialect: sa.engine.Dialect) -> None:
         self.convention = {_PREFIX_BY_CLASS.get(k, k): v for k, v in convention.items()}
         self.dialect = dialect
+        self.reason = ""
 
     def name_for(self, item: sa.Constraint | sa.Index) -> conv | None:
         """The name of ``item`` (attached to its table), or None if the convention cannot
@@ -73,25 +80,93 @@ class NamingConvention:
         return conv(shorten(conv(name), _alembic_quote=False))
 
 
+class DatabaseNaming:
+    """The names the database gave constraints created with no name, for revisions that
+    already ran: renaming those now would break every deployed database's downgrade.
+
+    PostgreSQL: ``<table>_<columns>_fkey`` / ``_key`` / ``_check`` / ``<table>_pkey``, cut to
+    63 bytes the way its ``makeObjectName`` cuts them. MySQL: a unique key takes its first
+    column's name, the primary key is ``PRIMARY``; foreign keys (``<table>_ibfk_<n>``) and
+    checks are numbered by creation order, so they cannot be known from one file.
+    """
+
+    def __init__(self, dialect: sa.engine.Dialect) -> None:
+        self.dialect = dialect
+        self.reason = ""
+
+    def name_for(self, item: sa.Constraint | sa.Index) -> conv | None:
+        table = item.table
+        assert isinstance(table, sa.Table)
+        columns = [c.name for c in getattr(item, "columns", [])]
+        if self.dialect.name == "postgresql":
+            return self._postgresql(item, table, columns)
+        if self.dialect.name in ("mysql", "mariadb"):
+            if isinstance(item, sa.PrimaryKeyConstraint):
+                return conv("PRIMARY")
+            if isinstance(item, sa.UniqueConstraint) and columns:
+                return conv(columns[0])
+            self.reason = ("MySQL numbers unnamed foreign keys and checks by creation order "
+                           "(<table>_ibfk_<n>): the name cannot be known from the file")
+            return None
+        self.reason = f"{self.dialect.name} gives unnamed constraints no name migrafix can know"
+        return None
+
+    def _postgresql(
+        self, item: sa.Constraint | sa.Index, table: sa.Table, columns: list[str]
+    ) -> conv | None:
+        if isinstance(item, sa.PrimaryKeyConstraint):
+            return conv(_pg_object_name(table.name, None, "pkey"))
+        if isinstance(item, sa.ForeignKeyConstraint) and columns:
+            return conv(_pg_object_name(table.name, "_".join(columns), "fkey"))
+        if isinstance(item, sa.UniqueConstraint) and columns:
+            return conv(_pg_object_name(table.name, "_".join(columns), "key"))
+        if isinstance(item, sa.CheckConstraint):
+            used = _columns_named_in(item, table)
+            if table.columns:
+                return conv(_pg_object_name(table.name, used[0] if len(used) == 1 else None,
+                                            "check"))
+        self.reason = "PostgreSQL's name for it depends on columns not known from the file"
+        return None
+
+
+def _pg_object_name(name1: str, name2: str | None, label: str) -> str:
+    """PostgreSQL's makeObjectName: shorten the longer part until the name fits 63 bytes."""
+    overhead = len(label) + 1 + (1 if name2 is not None else 0)
+    available = 63 - overhead
+    chars1, chars2 = len(name1), len(name2 or "")
+    while chars1 + chars2 > available:
+        if chars1 > chars2:
+            chars1 -= 1
+        else:
+            chars2 -= 1
+    parts = [name1[:chars1]] + ([name2[:chars2]] if name2 is not None else []) + [label]
+    return "_".join(parts)
+
+
+def _columns_named_in(check: sa.CheckConstraint, table: sa.Table) -> list[str]:
+    text = " ".join(str(check.sqltext).split())
+    known = set(table.columns.keys())
+    return [w for w in dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)) if w in known]
+
+
 def check_stand_in(check: sa.CheckConstraint, table: sa.Table) -> str:
     """The ``%(constraint_name)s`` of an unnamed CHECK: the table's columns its SQL names, in
     order (``price > 0`` on product gives ``ck_product_price``), else the first 8 hex digits of
     the SHA-1 of its whitespace-normalised SQL. Deterministic, so upgrade and downgrade agree."""
-    text = " ".join(str(check.sqltext).split())
-    known = set(table.columns.keys())
-    words = [w for w in dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)) if w in known]
+    words = _columns_named_in(check, table)
     if words:
         return "_".join(words)
+    text = " ".join(str(check.sqltext).split())
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def _twin_in(table: sa.Table, original: sa.Constraint | sa.Index) -> Any:
     """The one constraint or index of ``table`` that is ``original``'s copy, if unambiguous."""
-    twins = [c for c in (*table.constraints, *table.indexes) if _same(c, original)]
+    twins = [c for c in (*table.constraints, *table.indexes) if same_item(c, original)]
     return twins[0] if len(twins) == 1 else None
 
 
-def _same(candidate: Any, original: Any) -> bool:
+def same_item(candidate: Any, original: Any) -> bool:
     """Whether ``candidate`` is a copy of ``original``: same kind, same columns or SQL."""
     if type(candidate) is not type(original):
         return False
@@ -127,11 +202,15 @@ class UnnamedConstraint(Rule):
     options = "`naming_convention = {fk = \"...\", ...}` in `[tool.migrafix]` replaces the default."
 
     def apply(self, revision: Revision, context: RuleContext) -> None:
-        naming = NamingConvention(
-            {**DEFAULT_NAMING_CONVENTION, **context.settings.naming_convention,
-             **_explicit(context.naming_convention)},
-            context.dialect,
-        )
+        naming: NamingConvention | DatabaseNaming
+        if context.constraint_names == "database":
+            naming = DatabaseNaming(context.dialect)
+        else:
+            naming = NamingConvention(
+                {**DEFAULT_NAMING_CONVENTION, **context.settings.naming_convention,
+                 **_explicit(context.naming_convention)},
+                context.dialect,
+            )
         for tree in revision.trees():
             for holder, op in list(tree.walk()):
                 named = self._named(op, naming)
@@ -143,23 +222,25 @@ class UnnamedConstraint(Rule):
                                        fixed=new_op is not op, op=op))
 
     def _named(
-        self, op: ops.MigrateOperation, naming: NamingConvention
+        self, op: ops.MigrateOperation, naming: NamingConvention | DatabaseNaming
     ) -> tuple[ops.MigrateOperation, str] | None:
         if isinstance(op, ops.CreateTableOp):
             return _named_table(op, naming)
         if isinstance(op, ops.AddConstraintOp) and getattr(op, "constraint_name", "") is None:
             return _with_name(op, "constraint_name", naming.name_for(op.to_constraint()),
-                              f"{_verb(op)} had no name")
+                              f"{_verb(op)} had no name", naming)
         if isinstance(op, ops.CreateIndexOp) and op.index_name is None:
             return _with_name(op, "index_name", naming.name_for(op.to_index()),
-                              "create_index had no name")
+                              "create_index had no name", naming)
         if isinstance(op, ops.DropConstraintOp) and op.constraint_name is None:
             source = op._reverse
             name = naming.name_for(source.to_constraint()) if source is not None else None
-            return _with_name(op, "constraint_name", name, "drop_constraint had no name")
+            if source is None:
+                naming.reason = "no create_constraint in this file says what it drops"
+            return _with_name(op, "constraint_name", name, "drop_constraint had no name", naming)
         if isinstance(op, ops.DropIndexOp) and op.index_name is None:
             name = naming.name_for(op._reverse.to_index()) if op._reverse is not None else None
-            return _with_name(op, "index_name", name, "drop_index had no name")
+            return _with_name(op, "index_name", name, "drop_index had no name", naming)
         return None
 
 
@@ -182,17 +263,22 @@ def _verb(op: ops.MigrateOperation) -> str:
 
 
 def _with_name(
-    op: ops.MigrateOperation, attribute: str, name: conv | None, what: str
+    op: ops.MigrateOperation,
+    attribute: str,
+    name: conv | None,
+    what: str,
+    naming: NamingConvention | DatabaseNaming,
 ) -> tuple[ops.MigrateOperation, str]:
     if name is None:
-        return op, f"{what}, and the naming convention cannot name it: name it by hand"
+        reason = getattr(naming, "reason", "") or "the naming convention cannot name it"
+        return op, f"{what}, and {reason}: name it by hand"
     named = derived(op, copy.copy(op))
     setattr(named, attribute, name)
     return named, f"{what}: named {name}"
 
 
 def _named_table(
-    op: ops.CreateTableOp, naming: NamingConvention
+    op: ops.CreateTableOp, naming: NamingConvention | DatabaseNaming
 ) -> tuple[ops.MigrateOperation, str] | None:
     if not any(isinstance(i, sa.Constraint) and i.name is None for i in op.columns):
         return None

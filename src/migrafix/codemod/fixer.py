@@ -1,0 +1,289 @@
+"""``fix_source``: one revision file through the same rules as the hook, written back minimally.
+
+Nothing in the file is executed: it is parsed with libcst and read statically
+(codemod/reader.py); only SQLAlchemy's and Alembic's own constructors are called.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import TypeVar
+
+import libcst as cst
+import sqlalchemy as sa
+from alembic.operations import ops
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from migrafix.codemod.api import FileFinding, FileResult, Options
+from migrafix.codemod.reader import OpaqueOp, ReadFunction, ReadRevision, read_revision
+from migrafix.codemod.writer import FunctionWriter, Style, snapshot
+from migrafix.engine import fix_revision
+from migrafix.ops import AutocommitBlockOp
+from migrafix.revision import origin_of
+from migrafix.rules import RULES_BY_NAME, Finding, RuleContext
+
+__all__ = ["fix_source"]
+
+_Op = TypeVar("_Op", bound=ops.MigrateOperation)
+
+_IGNORE = re.compile(r"#\s*migrafix:\s*ignore(-file)?(?:\[([\w\-, ]+)\])?")
+
+
+def fix_source(source: str, options: Options) -> FileResult:
+    """The fixed source and what was found. Raises ``libcst.ParserSyntaxError`` for a file
+    that does not parse."""
+    module = cst.parse_module(source)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)  # keep node identity
+    positions = wrapper.resolve(PositionProvider)
+    read = read_revision(module)
+    if read.upgrade is None or read.downgrade is None:
+        return FileResult(source, ())
+
+    file_ignored = _file_ignores(module)
+    if "*" in file_ignored:
+        return FileResult(source, ())
+    settings = options.settings
+    if file_ignored:
+        settings = settings.merged({"ignore": [*settings.ignore, *file_ignored]}, "file comment")
+
+    _link_twins(read.upgrade, read.downgrade)
+    dialect = sa.dialects.registry.load(options.dialect)()
+    context = RuleContext(
+        settings=settings,
+        dialect=dialect,
+        naming_convention=dict(settings.naming_convention),
+        constraint_names="database" if options.naming == "database" else "convention",
+    )
+    before = {name: snapshot(f.container) for name, f in _functions(read)}
+    suppressed = _statement_ignores(read)
+    findings = fix_revision(
+        read.upgrade.container, read.downgrade.container, context,
+        hidden=lambda rule: [op for op, rules in suppressed if rule in rules or "*" in rules],
+    )
+
+    style = Style(read.op_name, read.sa_name or "sa", _prefers_double_quotes(module),
+                  options.dialect)
+    rewritten = {}
+    for name, function in _functions(read):
+        written = FunctionWriter(function, before[name], style).write()
+        if written is not function.function:
+            rewritten[id(function.function)] = written
+    new_module = module
+    if rewritten:  # upgrade() and downgrade() are top level: swap them in place
+        new_module = module.with_changes(
+            body=[rewritten.get(id(statement), statement) for statement in module.body])
+    if new_module is not module and style.imports:
+        new_module = _with_imports(new_module, style.imports)
+
+    file_findings = [_located(f, read, positions) for f in findings]
+    file_findings += _autocommit_findings(read, positions)
+    file_findings.sort(key=lambda f: (f.line, f.column, f.rule))
+    new_source = new_module.code if new_module is not module else source
+    return FileResult(new_source, tuple(file_findings))
+
+
+def _functions(read: ReadRevision) -> Iterator[tuple[str, ReadFunction]]:
+    if read.upgrade is not None:
+        yield "upgrade", read.upgrade
+    if read.downgrade is not None:
+        yield "downgrade", read.downgrade
+
+
+# --- twins ------------------------------------------------------------------------------------
+
+
+def _leaves(container: ops.OpContainer) -> Iterator[ops.MigrateOperation]:
+    for op in container.ops:
+        if isinstance(op, ops.ModifyTableOps):
+            yield from op.ops
+        else:
+            yield op
+
+
+def _link_twins(upgrade: ReadFunction, downgrade: ReadFunction) -> None:
+    """A static ``drop_*`` knows only names; its twin in the other function, the op that
+    creates what it drops, knows the rest (a column's type, a constraint's columns)."""
+    for this, other in ((upgrade, downgrade), (downgrade, upgrade)):
+        creates = list(_leaves(other.container))
+        for op in _leaves(this.container):
+            if isinstance(op, ops.DropColumnOp) and op._reverse is None:
+                op._reverse = _single(c for c in _of(creates, ops.AddColumnOp)
+                                      if c.table_name == op.table_name
+                                      and c.column.name == op.column_name)
+            elif isinstance(op, ops.DropConstraintOp) and op._reverse is None:
+                op._reverse = _single(
+                    c for c in creates
+                    if isinstance(c, ops.AddConstraintOp)
+                    and getattr(c, "constraint_name", "") == op.constraint_name
+                    and _table(c) == op.table_name
+                    and c.constraint_type == _constraint_type(op))
+            elif isinstance(op, ops.DropIndexOp) and op._reverse is None:
+                op._reverse = _single(c for c in _of(creates, ops.CreateIndexOp)
+                                      if c.index_name == op.index_name
+                                      and c.table_name == op.table_name)
+            elif isinstance(op, ops.DropTableOp) and op._reverse is None:
+                op._reverse = _single(c for c in _of(creates, ops.CreateTableOp)
+                                      if c.table_name == op.table_name)
+
+
+def _single(candidates: Iterator[_Op]) -> _Op | None:
+    found = list(candidates)
+    return found[0] if len(found) == 1 else None  # two candidates: ambiguous, do not guess
+
+
+def _of(candidates: list[ops.MigrateOperation], kind: type[_Op]) -> list[_Op]:
+    return [c for c in candidates if isinstance(c, kind)]
+
+
+def _table(op: ops.MigrateOperation) -> str | None:
+    return getattr(op, "table_name", None) or getattr(op, "source_table", None)
+
+
+def _constraint_type(op: ops.DropConstraintOp) -> str | None:
+    return {"foreignkey": "foreignkey", "unique": "unique", "check": "check",
+            "primary": "primarykey"}.get(op.constraint_type or "", op.constraint_type)
+
+
+# --- suppression ------------------------------------------------------------------------------
+
+
+def _rules_in(match: re.Match[str]) -> set[str]:
+    names = match.group(2)
+    if not names:
+        return {"*"}
+    return {n.strip() for n in names.split(",") if n.strip() in RULES_BY_NAME}
+
+
+def _file_ignores(module: cst.Module) -> set[str]:
+    rules: set[str] = set()
+    for match in _IGNORE.finditer(module.code):
+        if match.group(1):
+            rules |= _rules_in(match)
+    return rules
+
+
+def _statement_ignores(read: ReadRevision) -> list[tuple[ops.MigrateOperation, set[str]]]:
+    """``# migrafix: ignore[rule]`` on a statement's line or on the comment lines above it."""
+    found = []
+    module = read.module
+    for _, function in _functions(read):
+        for op_id, statement in function.statement_of.items():
+            comments = [line.comment.value for line in getattr(statement, "leading_lines", ())
+                        if line.comment is not None]
+            trailing = getattr(getattr(statement, "trailing_whitespace", None), "comment", None)
+            if trailing is not None:
+                comments.append(trailing.value)
+            if isinstance(statement, cst.SimpleStatementLine):
+                comments.append(module.code_for_node(statement))
+            rules: set[str] = set()
+            for comment in comments:
+                for match in _IGNORE.finditer(comment):
+                    if not match.group(1):
+                        rules |= _rules_in(match)
+            if rules:
+                op = next((o for o in _all_ops(function.container) if id(o) == op_id), None)
+                if op is not None:
+                    found.append((op, rules))
+    return found
+
+
+def _all_ops(container: ops.OpContainer) -> Iterator[ops.MigrateOperation]:
+    for op in container.ops:
+        yield op
+        if isinstance(op, (ops.ModifyTableOps, AutocommitBlockOp)):
+            yield from op.ops
+
+
+# --- findings ---------------------------------------------------------------------------------
+
+
+def _located(finding: Finding, read: ReadRevision, positions: Mapping[cst.CSTNode, CodeRange]) \
+        -> FileFinding:
+    line, column = 1, 1
+    if finding.op is not None:
+        statement = _statement_for(origin_of(finding.op), read)
+        if statement is not None and statement in positions:
+            start = positions[statement].start
+            line, column = start.line, start.column + 1
+    message = f"{finding.direction}: {finding.message}"
+    if finding.hint:
+        message += f" ({finding.hint})"
+    return FileFinding(finding.rule, line, column, message, finding.fixed)
+
+
+def _statement_for(op: ops.MigrateOperation, read: ReadRevision) -> cst.BaseStatement | None:
+    for _, function in _functions(read):
+        statement = function.statement_of.get(id(op))
+        if statement is not None:
+            return statement
+    return None
+
+
+def _autocommit_findings(read: ReadRevision, positions: Mapping[cst.CSTNode, CodeRange]) \
+        -> list[FileFinding]:
+    """An autocommit block after other statements commits them: a failure inside it leaves
+    them applied while alembic_version says otherwise. rewrite cannot split a file."""
+    found = []
+    for name, function in _functions(read):
+        earlier = 0
+        for op in function.container.ops:
+            if isinstance(op, AutocommitBlockOp):
+                if earlier:
+                    statement = function.statement_of.get(id(op)) or next(
+                        (function.statement_of.get(id(origin_of(inner))) for inner in op.ops
+                         if id(origin_of(inner)) in function.statement_of), None)
+                    line, column = (1, 1)
+                    if statement is not None and statement in positions:
+                        start = positions[statement].start
+                        line, column = start.line, start.column + 1
+                    found.append(FileFinding(
+                        "concurrent-index", line, column,
+                        f"{name}: autocommit_block() commits the {earlier} statement(s) before "
+                        "it; if the block fails they stay applied while alembic_version is not "
+                        "updated: move the concurrent index ops to a revision of their own",
+                        fixable=False))
+            elif not _is_inert(op):
+                earlier += 1
+    return found
+
+
+def _is_inert(op: ops.MigrateOperation) -> bool:
+    """A docstring or ``pass``: not a statement the database sees."""
+    if not isinstance(op, OpaqueOp):
+        return False
+    statement = op.statement
+    if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
+        small = statement.body[0]
+        return isinstance(small, cst.Pass) or (
+            isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString))
+    return False
+
+
+# --- style and imports ------------------------------------------------------------------------
+
+
+def _prefers_double_quotes(module: cst.Module) -> bool:
+    singles = doubles = 0
+    for match in re.finditer(r"""(?<![\w'"])(['"])""", module.code):
+        if match.group(1) == "'":
+            singles += 1
+        else:
+            doubles += 1
+    return doubles > singles
+
+
+def _with_imports(module: cst.Module, imports: set[str]) -> cst.Module:
+    context = CodemodContext()
+    for line in sorted(imports):
+        parsed = re.fullmatch(r"import ([\w.]+)(?: as (\w+))?", line)
+        if parsed:
+            AddImportsVisitor.add_needed_import(context, parsed.group(1), asname=parsed.group(2))
+            continue
+        parsed = re.fullmatch(r"from ([\w.]+) import (\w+)(?: as (\w+))?", line)
+        if parsed:
+            AddImportsVisitor.add_needed_import(context, parsed.group(1), parsed.group(2),
+                                                asname=parsed.group(3))
+    return AddImportsVisitor(context).transform_module(module)

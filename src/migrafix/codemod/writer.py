@@ -1,0 +1,388 @@
+"""The rewritten op trees, written back into the file with the smallest change.
+
+- An op the rules left alone is its original statement, byte for byte, comments included.
+- An op a rule derived from an original (a name given, ``nullable`` relaxed, a keyword
+  added) is the original statement with that one argument edited.
+- Anything new is rendered by Alembic's own renderer and black-formatted, in the file's quote
+  style; a new ``with`` block reuses the original header where there is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import black
+import libcst as cst
+import sqlalchemy as sa
+from alembic.autogenerate.api import AutogenContext
+from alembic.autogenerate.render import render_op
+from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
+
+from migrafix.codemod.reader import OpaqueOp, ReadFunction
+from migrafix.engine import HiddenOp
+from migrafix.ops import AutocommitBlockOp, CommentOp
+from migrafix.revision import origin_of
+from migrafix.rules.unnamed_constraint import same_item
+
+__all__ = ["FunctionWriter", "Style"]
+
+
+@dataclass
+class Style:
+    """How the file writes code: what it calls op and sqlalchemy, its quotes."""
+
+    op_name: str
+    sa_name: str
+    double_quotes: bool
+    dialect: str
+    imports: set[str] = field(default_factory=set)  # import lines rendered code needs
+
+
+class FunctionWriter:
+    def __init__(self, read: ReadFunction, snapshot: Any, style: Style) -> None:
+        self.read = read
+        self.snapshot = snapshot
+        self.style = style
+        self.pending_comments: list[str] = []
+        self._headers_used: set[int] = set()  # batch headers already written once
+        self.markers: list[cst.EmptyLine] = []  # Alembic's marker lines found in moved code
+
+    def write(self) -> cst.FunctionDef:
+        function = self.read.function
+        if _structure(self.read.container) == self.snapshot:
+            return function  # nothing moved, nothing new: not a byte changes
+        statements: list[cst.BaseStatement] = []
+        for op in self.read.container.ops:
+            statements += self._top(op)
+        # Alembic's markers open the body, wherever their statements went (or if they went).
+        for original in self.read.statement_of.values():
+            for line in getattr(original, "leading_lines", ()):
+                if _is_marker(line) and all(line is not m for m in self.markers):
+                    self.markers.append(line)
+        statements = _markers_first(statements, self.markers)
+        statements = [*self.read.preamble, *statements]
+        body = function.body
+        assert isinstance(body, cst.IndentedBlock)
+        footer = list(body.footer)
+        if self.pending_comments:
+            footer = [_comment_line(c) for c in self.pending_comments] + footer
+        return function.with_changes(body=body.with_changes(body=statements, footer=footer))
+
+    # --- top level ------------------------------------------------------------------------
+
+    def _top(self, op: ops.MigrateOperation) -> list[cst.BaseStatement]:
+        if isinstance(op, ops.ModifyTableOps):
+            return self._group(op)
+        if isinstance(op, AutocommitBlockOp):
+            return self._autocommit(op)
+        return self._leaf(op, receiver=self.style.op_name)
+
+    def _group(self, group: ops.ModifyTableOps) -> list[cst.BaseStatement]:
+        origin = origin_of(group)
+        batch = self.read.batch_of.get(id(origin))
+        if batch is None:
+            out: list[cst.BaseStatement] = []
+            for op in group.ops:
+                out += self._leaf(op, receiver=self.style.op_name)
+            return out
+        if group is origin and _ops_ids(group) == self._original_ids(group):
+            return [self._with_comments(batch)]
+        alias = batch.items[0].asname.name.value  # type: ignore[union-attr]
+        inner: list[cst.BaseStatement] = []
+        for op in group.ops:
+            inner += self._leaf(op, receiver=alias, batch=True)
+        inner = _without_markers(inner, self.markers)
+        if not inner:
+            return []
+        first_use = id(origin) not in self._headers_used
+        self._headers_used.add(id(origin))
+        new_with = batch.with_changes(
+            body=batch.body.with_changes(body=inner),
+            leading_lines=batch.leading_lines if first_use else (),
+        )
+        return [self._with_comments(new_with)]
+
+    def _original_ids(self, group: ops.ModifyTableOps) -> list[int]:
+        for entry in self.snapshot:
+            if isinstance(entry, tuple) and entry[0] == id(group):
+                return list(entry[1])
+        return []
+
+    def _autocommit(self, block: AutocommitBlockOp) -> list[cst.BaseStatement]:
+        original = self.read.statement_of.get(id(block))
+        inner: list[cst.BaseStatement] = []
+        for op in block.ops:
+            inner += self._leaf(op, receiver=self.style.op_name)
+        inner = _without_markers(inner, self.markers)
+        self.pending_comments += list(_wrapped_comment(block.comment))
+        if isinstance(original, cst.With):
+            return [self._with_comments(original.with_changes(
+                body=original.body.with_changes(body=inner)))]
+        header = cst.parse_statement(
+            f"with {self.style.op_name}.get_context().autocommit_block():\n    pass\n"
+        )
+        assert isinstance(header, cst.With)
+        return [self._with_comments(header.with_changes(
+            body=header.body.with_changes(body=inner)))]
+
+    # --- one op ---------------------------------------------------------------------------
+
+    def _leaf(
+        self, op: ops.MigrateOperation, *, receiver: str, batch: bool = False
+    ) -> list[cst.BaseStatement]:
+        if isinstance(op, CommentOp):
+            self.pending_comments += list(op.lines)
+            return []
+        if isinstance(op, HiddenOp):  # pragma: no cover - unmasked before writing
+            raise AssertionError("a hidden op reached the writer")
+        statement = self.read.statement_of.get(id(op))
+        kept_as_is = isinstance(op, OpaqueOp) or self._same_receiver(op, receiver)
+        if statement is not None and kept_as_is:
+            return [self._with_comments(statement)]
+        origin = origin_of(op)
+        if origin is not op and self._same_receiver(origin, receiver):
+            edited = self._edited(op, origin, receiver)
+            if edited is not None:
+                return [self._with_comments(edited)]
+        rendered = list(self._rendered(op, batch, receiver))
+        origin_statement = self.read.statement_of.get(id(origin))
+        if origin is not op and origin_statement is not None and rendered:
+            # What was written above the statement this op replaces stays above it.
+            rendered[0] = rendered[0].with_changes(leading_lines=[
+                *getattr(origin_statement, "leading_lines", ()),
+                *getattr(rendered[0], "leading_lines", ())])
+        return [self._with_comments(s) for s in rendered]
+
+    def _same_receiver(self, op: ops.MigrateOperation, receiver: str) -> bool:
+        call = self.read.call_of.get(id(op))
+        return call is not None and call.func.value.value == receiver  # type: ignore[attr-defined]
+
+    def _edited(
+        self, op: ops.MigrateOperation, origin: ops.MigrateOperation, receiver: str
+    ) -> cst.BaseStatement | None:
+        statement = self.read.statement_of.get(id(origin))
+        call = self.read.call_of.get(id(origin))
+        if statement is None or call is None:
+            return None
+        new_call = _edit_call(op, origin, call, receiver, self.read.arguments_of.get(id(origin)))
+        if new_call is None:
+            return None
+        return statement.deep_replace(call, new_call)  # type: ignore[return-value]
+
+    def _rendered(
+        self, op: ops.MigrateOperation, batch: bool, receiver: str
+    ) -> Sequence[cst.BaseStatement]:
+        context = AutogenContext(
+            MigrationContext.configure(dialect_name=self.style.dialect),
+            opts={
+                "sqlalchemy_module_prefix": f"{self.style.sa_name}.",
+                "alembic_module_prefix": f"{self.style.op_name}.",
+                "user_module_prefix": None,
+            },
+        )
+        if batch:
+            with context._within_batch():
+                lines = render_op(context, op)
+        else:
+            lines = render_op(context, op)
+        code = "\n".join(lines)
+        if batch and receiver != "batch_op":
+            code = code.replace("batch_op.", f"{receiver}.")
+        self.style.imports |= set(context.imports)
+        if f"{self.style.sa_name}." in code:
+            self.style.imports.add(f"import sqlalchemy as {self.style.sa_name}")
+        mode = black.Mode(string_normalization=self.style.double_quotes)
+        formatted = black.format_str(code + "\n", mode=mode)
+        return cst.parse_module(formatted).body
+
+    def _with_comments(self, statement: cst.BaseStatement) -> cst.BaseStatement:
+        if not self.pending_comments:
+            return statement
+        comments = [_comment_line(c) for c in self.pending_comments]
+        self.pending_comments = []
+        leading = list(getattr(statement, "leading_lines", ()))
+        return statement.with_changes(leading_lines=[*leading, *comments])
+
+
+def _without_markers(
+    statements: Sequence[cst.BaseStatement], markers: list[cst.EmptyLine]
+) -> list[cst.BaseStatement]:
+    """``statements`` without Alembic's marker lines, which are added to ``markers``."""
+    kept: list[cst.BaseStatement] = []
+    for statement in statements:
+        lines = list(getattr(statement, "leading_lines", ()))
+        mine = [line for line in lines if _is_marker(line)]
+        if mine:
+            markers += mine
+            statement = statement.with_changes(
+                leading_lines=[line for line in lines if not _is_marker(line)])
+        kept.append(statement)
+    return kept
+
+
+def _markers_first(
+    statements: list[cst.BaseStatement], markers: list[cst.EmptyLine]
+) -> list[cst.BaseStatement]:
+    """Alembic's ``# ### commands auto generated ...`` line opens the body wherever the
+    statement it was attached to has moved."""
+    kept = _without_markers(statements, [])
+    if markers and kept:
+        first = kept[0]
+        kept[0] = first.with_changes(
+            leading_lines=[*markers, *getattr(first, "leading_lines", ())])
+    return kept
+
+
+def _is_marker(line: cst.EmptyLine) -> bool:
+    return line.comment is not None and line.comment.value.startswith("# ###")
+
+
+def _comment_line(text: str) -> cst.EmptyLine:
+    return cst.EmptyLine(comment=cst.Comment(f"# {text}" if text else "#"))
+
+
+def _wrapped_comment(lines: Sequence[str]) -> Sequence[str]:
+    from migrafix.ops import _wrapped
+
+    return _wrapped(lines)
+
+
+def _ops_ids(group: ops.ModifyTableOps) -> list[int]:
+    return [id(op) for op in group.ops]
+
+
+def _structure(container: ops.OpContainer) -> list[object]:
+    """What the trees looked like: top level op ids, and each group's op ids."""
+    shape: list[object] = []
+    for op in container.ops:
+        if isinstance(op, (ops.ModifyTableOps, AutocommitBlockOp)):
+            shape.append((id(op), tuple(id(inner) for inner in op.ops)))
+        else:
+            shape.append(id(op))
+    return shape
+
+
+def snapshot(container: ops.OpContainer) -> list[object]:
+    """Taken before the rules run; ``write`` compares it with the trees after."""
+    return _structure(container)
+
+
+# --- surgical edits ---------------------------------------------------------------------------
+
+_NAME_KEYWORDS = ("constraint_name", "index_name", "name")
+
+
+def _edit_call(
+    op: ops.MigrateOperation,
+    origin: ops.MigrateOperation,
+    call: cst.Call,
+    receiver: str,
+    arguments: list[tuple[cst.Arg, Any]] | None,
+) -> cst.Call | None:
+    """``call`` with the one change that turns ``origin`` into ``op``; None if the difference
+    is not one of the edits known here."""
+    if type(op) is not type(origin):
+        return None
+    if isinstance(op, ops.CreateTableOp):
+        return _name_table_constraints(op, call, receiver, arguments or [])
+    if isinstance(op, ops.AddColumnOp):
+        assert isinstance(origin, ops.AddColumnOp)
+        if origin.column.nullable is False and op.column.nullable is True:
+            return _set_column_nullable(call)
+        return None
+    name_attribute = "index_name" if isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)) \
+        else "constraint_name"
+    new_call = call
+    if getattr(op, name_attribute, None) != getattr(origin, name_attribute, None):
+        new_call = _set_name_argument(new_call, receiver, getattr(op, name_attribute))
+    added = {k: v for k, v in getattr(op, "kw", {}).items()
+             if k not in getattr(origin, "kw", {})}
+    for keyword, value in added.items():
+        new_call = new_call.with_changes(args=[
+            *_with_trailing_comma(new_call.args),
+            cst.Arg(keyword=cst.Name(keyword), value=cst.parse_expression(repr(value)),
+                    equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
+                                          whitespace_after=cst.SimpleWhitespace(""))),
+        ])
+    return new_call if new_call is not call else None
+
+
+def _f_call(receiver: str, name: str) -> cst.Call:
+    return cst.Call(func=cst.Attribute(cst.Name(receiver), cst.Name("f")),
+                    args=[cst.Arg(cst.SimpleString(repr(str(name))))])
+
+
+def _set_name_argument(call: cst.Call, receiver: str, name: str) -> cst.Call:
+    args = list(call.args)
+    for index, arg in enumerate(args):
+        if arg.keyword is not None and arg.keyword.value in _NAME_KEYWORDS:
+            args[index] = arg.with_changes(value=_f_call(receiver, name))
+            return call.with_changes(args=args)
+    for index, arg in enumerate(args):
+        if arg.keyword is None:
+            args[index] = arg.with_changes(value=_f_call(receiver, name))
+            return call.with_changes(args=args)
+    return call
+
+
+def _with_trailing_comma(args: Sequence[cst.Arg]) -> list[cst.Arg]:
+    if not args:
+        return []
+    last = args[-1]
+    if last.comma is cst.MaybeSentinel.DEFAULT or isinstance(last.comma, cst.MaybeSentinel):
+        last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+    return [*args[:-1], last]
+
+
+def _set_column_nullable(call: cst.Call) -> cst.Call | None:
+    for arg in call.args:
+        column = arg.value
+        if isinstance(column, cst.Call) and _callee_name(column) == "Column":
+            for inner in column.args:
+                if inner.keyword is not None and inner.keyword.value == "nullable":
+                    new_inner = inner.with_changes(value=cst.Name("True"))
+                    new_column = column.with_changes(
+                        args=[new_inner if a is inner else a for a in column.args])
+                    return call.with_changes(
+                        args=[a.with_changes(value=new_column) if a is arg else a
+                              for a in call.args])
+    return None
+
+
+def _callee_name(call: cst.Call) -> str | None:
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    if isinstance(func, cst.Name):
+        return func.value
+    return None
+
+
+def _name_table_constraints(
+    op: ops.CreateTableOp, call: cst.Call, receiver: str,
+    arguments: list[tuple[cst.Arg, Any]],
+) -> cst.Call | None:
+    named = [item for item in op.columns if isinstance(item, sa.Constraint)]
+    changed = False
+    new_args = []
+    for arg, value in arguments:
+        if (isinstance(value, sa.Constraint) and value.name is None
+                and isinstance(arg.value, cst.Call)):
+            twin = next((c for c in named if same_item(c, value)), None)
+            if twin is not None and twin.name is not None:
+                constraint_call = arg.value
+                new_constraint = constraint_call.with_changes(args=[
+                    *_with_trailing_comma(constraint_call.args),
+                    cst.Arg(keyword=cst.Name("name"), value=_f_call(receiver, str(twin.name)),
+                            equal=cst.AssignEqual(
+                                whitespace_before=cst.SimpleWhitespace(""),
+                                whitespace_after=cst.SimpleWhitespace(""))),
+                ])
+                new_args.append(arg.with_changes(value=new_constraint))
+                changed = True
+                continue
+        new_args.append(arg)
+    return call.with_changes(args=new_args) if changed else None
