@@ -26,8 +26,11 @@ class CommentOp(ops.MigrateOperation):
 
     ops: Sequence[ops.MigrateOperation] = ()
 
-    def __init__(self, lines: Sequence[str]) -> None:
+    def __init__(self, lines: Sequence[str], *, advisory: bool = False) -> None:
         self.lines = tuple(lines)
+        # Advice about ops left as they are: right in a new revision, noise in old ones, so
+        # the codemod reports it instead of writing it.
+        self.advisory = advisory
 
     def reverse(self) -> CommentOp:
         return self

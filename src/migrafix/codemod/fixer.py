@@ -56,6 +56,8 @@ def fix_source(source: str, options: Options) -> FileResult:
         dialect=dialect,
         naming_convention=dict(settings.naming_convention),
         constraint_names="database" if options.naming == "database" else "convention",
+        spell_option=lambda name, value: f"--{name} {value}",
+        rerun="run `migrafix rewrite`",
     )
     before = {name: snapshot(f.container) for name, f in _functions(read)}
     suppressed = _statement_ignores(read)
@@ -187,7 +189,22 @@ def _statement_ignores(read: ReadRevision) -> list[tuple[ops.MigrateOperation, s
                 op = next((o for o in _all_ops(function.container) if id(o) == op_id), None)
                 if op is not None:
                     found.append((op, rules))
-    return found
+    return _with_twins(read, found)
+
+
+def _with_twins(
+    read: ReadRevision, found: list[tuple[ops.MigrateOperation, set[str]]]
+) -> list[tuple[ops.MigrateOperation, set[str]]]:
+    """A suppressed op's twin in the other function is suppressed too: naming only the drop
+    of a constraint whose create was left unnamed would break the downgrade."""
+    twins: list[tuple[ops.MigrateOperation, set[str]]] = []
+    every = [op for _, function in _functions(read) for op in _all_ops(function.container)]
+    for op, rules in found:
+        reverse = getattr(op, "_reverse", None)
+        if reverse is not None:
+            twins.append((reverse, rules))
+        twins += [(other, rules) for other in every if getattr(other, "_reverse", None) is op]
+    return found + twins
 
 
 def _all_ops(container: ops.OpContainer) -> Iterator[ops.MigrateOperation]:

@@ -134,7 +134,8 @@ class FunctionWriter:
         self, op: ops.MigrateOperation, *, receiver: str, batch: bool = False
     ) -> list[cst.BaseStatement]:
         if isinstance(op, CommentOp):
-            self.pending_comments += list(op.lines)
+            if not op.advisory:
+                self.pending_comments += list(op.lines)
             return []
         if isinstance(op, HiddenOp):  # pragma: no cover - unmasked before writing
             raise AssertionError("a hidden op reached the writer")
@@ -167,7 +168,8 @@ class FunctionWriter:
         call = self.read.call_of.get(id(origin))
         if statement is None or call is None:
             return None
-        new_call = _edit_call(op, origin, call, receiver, self.read.arguments_of.get(id(origin)))
+        new_call = _edit_call(op, origin, call, receiver, self.read.arguments_of.get(id(origin)),
+                              self.style.double_quotes)
         if new_call is None:
             return None
         return statement.deep_replace(call, new_call)  # type: ignore[return-value]
@@ -281,13 +283,14 @@ def _edit_call(
     call: cst.Call,
     receiver: str,
     arguments: list[tuple[cst.Arg, Any]] | None,
+    double_quotes: bool,
 ) -> cst.Call | None:
     """``call`` with the one change that turns ``origin`` into ``op``; None if the difference
     is not one of the edits known here."""
     if type(op) is not type(origin):
         return None
     if isinstance(op, ops.CreateTableOp):
-        return _name_table_constraints(op, call, receiver, arguments or [])
+        return _name_table_constraints(op, call, receiver, arguments or [], double_quotes)
     if isinstance(op, ops.AddColumnOp):
         assert isinstance(origin, ops.AddColumnOp)
         if origin.column.nullable is False and op.column.nullable is True:
@@ -297,7 +300,8 @@ def _edit_call(
         else "constraint_name"
     new_call = call
     if getattr(op, name_attribute, None) != getattr(origin, name_attribute, None):
-        new_call = _set_name_argument(new_call, receiver, getattr(op, name_attribute))
+        new_call = _set_name_argument(new_call, receiver, getattr(op, name_attribute),
+                                      double_quotes)
     added = {k: v for k, v in getattr(op, "kw", {}).items()
              if k not in getattr(origin, "kw", {})}
     for keyword, value in added.items():
@@ -310,20 +314,23 @@ def _edit_call(
     return new_call if new_call is not call else None
 
 
-def _f_call(receiver: str, name: str) -> cst.Call:
+def _f_call(receiver: str, name: str, double_quotes: bool) -> cst.Call:
+    quoted = f'"{name}"' if double_quotes and '"' not in name else repr(str(name))
     return cst.Call(func=cst.Attribute(cst.Name(receiver), cst.Name("f")),
-                    args=[cst.Arg(cst.SimpleString(repr(str(name))))])
+                    args=[cst.Arg(cst.SimpleString(quoted))])
 
 
-def _set_name_argument(call: cst.Call, receiver: str, name: str) -> cst.Call:
+def _set_name_argument(
+    call: cst.Call, receiver: str, name: str, double_quotes: bool
+) -> cst.Call:
     args = list(call.args)
     for index, arg in enumerate(args):
         if arg.keyword is not None and arg.keyword.value in _NAME_KEYWORDS:
-            args[index] = arg.with_changes(value=_f_call(receiver, name))
+            args[index] = arg.with_changes(value=_f_call(receiver, name, double_quotes))
             return call.with_changes(args=args)
     for index, arg in enumerate(args):
         if arg.keyword is None:
-            args[index] = arg.with_changes(value=_f_call(receiver, name))
+            args[index] = arg.with_changes(value=_f_call(receiver, name, double_quotes))
             return call.with_changes(args=args)
     return call
 
@@ -363,7 +370,7 @@ def _callee_name(call: cst.Call) -> str | None:
 
 def _name_table_constraints(
     op: ops.CreateTableOp, call: cst.Call, receiver: str,
-    arguments: list[tuple[cst.Arg, Any]],
+    arguments: list[tuple[cst.Arg, Any]], double_quotes: bool,
 ) -> cst.Call | None:
     named = [item for item in op.columns if isinstance(item, sa.Constraint)]
     changed = False
@@ -376,7 +383,7 @@ def _name_table_constraints(
                 constraint_call = arg.value
                 new_constraint = constraint_call.with_changes(args=[
                     *_with_trailing_comma(constraint_call.args),
-                    cst.Arg(keyword=cst.Name("name"), value=_f_call(receiver, str(twin.name)),
+                    cst.Arg(keyword=cst.Name("name"), value=_f_call(receiver, str(twin.name), double_quotes),
                             equal=cst.AssignEqual(
                                 whitespace_before=cst.SimpleWhitespace(""),
                                 whitespace_after=cst.SimpleWhitespace(""))),

@@ -77,6 +77,10 @@ class RuleContext:
     # "database": name unnamed constraints as the database did (a revision that already ran)
     constraint_names: Literal["convention", "database"] = "convention"
     findings: list[Finding] = field(default_factory=list)
+    # How the user asks for a setting where this front end runs: the hook's `-x rename=...`,
+    # the codemod's `--rename ...`; and what they rerun.
+    spell_option: Callable[[str, str], str] = lambda name, value: f"-x {name}={value}"
+    rerun: str = "rerun autogenerate"
 
     @property
     def dialect_name(self) -> str:

@@ -167,14 +167,14 @@ class DropAddRename(Rule):
         context: RuleContext,
     ) -> None:
         table, old, new = group.table_name, drop.column_name, add.column.name
-        hint = f"-x rename={table}.{old}:{new}"
+        hint = context.spell_option("rename", f"{table}.{old}:{new}")
         comment = CommentOp([
             f"migrafix: {table}.{old} is dropped and {table}.{new} added, both "
             f"{_type_text(add.column.type, context)}. If this is a rename, the data is lost.",
-            "To write it as a rename, rerun autogenerate with",
+            f"To write it as a rename, {context.rerun} with",
             f"    {hint}",
             f"or put info={{'renamed_from': {old!r}}} on the column.",
-        ])
+        ], advisory=True)
         replace_in(group.ops, add, [comment, add])
         context.report(Finding(self.name, tree.direction, table,
             f"{old} dropped and {new} added with the same type: a rename?", fixed=False,

@@ -98,7 +98,7 @@ class NotNullAdd(Rule):
         value = _backfill_value(column, f"{table}.{name}", context)
         if value is _NO_BACKFILL:
             placeholder = update_statement(group, column, sa.literal_column("<value>"), context)
-            x_hint = f"-x backfill={table}.{name}=<SQL>"
+            x_hint = context.spell_option("backfill", f"{table}.{name}=<SQL>")
             hint = f"put info={{'backfill': ...}} on {table}.{name}, or rerun with {x_hint}"
             context.report(Finding(self.name, tree.direction, table,
                 f"{name} is added NOT NULL with no known backfill: the set NOT NULL fails on "
@@ -107,7 +107,7 @@ class NotNullAdd(Rule):
                 f"TODO(migrafix): fill {table}.{name} before it becomes NOT NULL, e.g.",
                 f"op.execute({placeholder!r})",
                 f"To have migrafix write it, put info={{'backfill': ...}} on {table}.{name},",
-                "or rerun autogenerate with",
+                f"or {context.rerun} with",
                 f"    {x_hint}",
             ])
         context.report(Finding(self.name, tree.direction, table,

@@ -1,0 +1,66 @@
+"""The codemod on before/after pairs under fixtures/codemod/: each folder holds a revision
+file (before.py), the options it is rewritten with (case.toml), the rewritten file (after.py)
+and what `check` reports (findings.txt). MIGRAFIX_UPDATE_GOLDEN=1 rewrites the expectations,
+to be reviewed in the diff."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from migrafix.codemod import Options, fix_source
+from migrafix.settings import Settings
+
+CASES = Path(__file__).resolve().parent.parent / "fixtures" / "codemod"
+UPDATE = bool(os.environ.get("MIGRAFIX_UPDATE_GOLDEN"))
+
+
+def options_for(case: Path) -> Options:
+    raw = tomllib.loads((case / "case.toml").read_text())
+    settings = Settings().merged(raw.get("settings", {}), str(case / "case.toml"))
+    return Options(settings=settings, dialect=raw.get("dialect", "postgresql"),
+                   naming=raw.get("naming", "convention"))
+
+
+def golden(path: Path, actual: str) -> str:
+    if UPDATE:
+        path.write_text(actual)
+    return path.read_text()
+
+
+@pytest.mark.parametrize("case", sorted(p for p in CASES.iterdir() if p.is_dir()),
+                         ids=lambda p: p.name)
+def test_case(case: Path) -> None:
+    before = (case / "before.py").read_text()
+    options = options_for(case)
+    result = fix_source(before, options)
+    findings = "".join(
+        f"{f.line}:{f.column}: {f.rule} {f.message} [{'fixed' if f.fixable else 'not fixed'}]\n"
+        for f in result.findings
+    )
+    assert result.source == golden(case / "after.py", result.source)
+    assert findings == golden(case / "findings.txt", findings)
+    compile(result.source, str(case / "after.py"), "exec")
+    again = fix_source(result.source, options)
+    assert again.source == result.source  # idempotent
+    assert not any(f.fixable for f in again.findings)  # nothing left that it would fix
+
+
+def test_a_file_with_nothing_to_fix_comes_back_as_it_was() -> None:
+    before = (CASES / "nothing_to_fix" / "before.py").read_text()
+    result = fix_source(before, Options())
+    assert result.source is before
+    assert result.findings == ()
+
+
+def test_the_revision_file_is_never_executed() -> None:
+    """hand_written/before.py sets an environment variable at import and imports a module
+    that does not exist: reading it must do neither."""
+    os.environ.pop("MIGRAFIX_SIDE_EFFECT", None)
+    fix_source((CASES / "hand_written" / "before.py").read_text(), Options())
+    assert "MIGRAFIX_SIDE_EFFECT" not in os.environ
+    assert "myapp" not in sys.modules
