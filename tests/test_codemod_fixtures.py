@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from migrafix.codemod import Options, fix_source
 from migrafix.settings import Settings

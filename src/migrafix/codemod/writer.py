@@ -383,7 +383,8 @@ def _name_table_constraints(
                 constraint_call = arg.value
                 new_constraint = constraint_call.with_changes(args=[
                     *_with_trailing_comma(constraint_call.args),
-                    cst.Arg(keyword=cst.Name("name"), value=_f_call(receiver, str(twin.name), double_quotes),
+                    cst.Arg(keyword=cst.Name("name"),
+                            value=_f_call(receiver, str(twin.name), double_quotes),
                             equal=cst.AssignEqual(
                                 whitespace_before=cst.SimpleWhitespace(""),
                                 whitespace_after=cst.SimpleWhitespace(""))),
