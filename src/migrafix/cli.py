@@ -4,20 +4,131 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from migrafix.codemod.api import FileFinding
+from migrafix.codemod.files import STDIN, discover
+from migrafix.codemod.project import known_dialect
+from migrafix.codemod.report import (
+    github_error,
+    github_finding,
+    json_findings,
+    summary,
+    text_finding,
+)
+from migrafix.codemod.runner import Job, Outcome, ProjectSpec, run
 from migrafix.docs import rule_page
 from migrafix.rules import ALL_RULES, RULES_BY_NAME
+from migrafix.settings import SettingsError
 
 __all__ = ["main"]
 
+PATHS_HELP = (
+    "revision files, or folders: every revision file below them (a .py file with a "
+    "module-level `revision = ...` and a `def upgrade`); other files are skipped. "
+    "`-` reads standard input"
+)
 
-def main(argv: Sequence[str] | None = None) -> int:
+
+def _dialect(value: str) -> str:
+    name = value.strip().lower()
+    if not known_dialect(name):
+        raise argparse.ArgumentTypeError(f"no SQLAlchemy dialect called {value!r}")
+    return name
+
+
+def _jobs(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {value!r}")
+    return number
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("paths", nargs="+", metavar="PATH", help=PATHS_HELP)
+    group = common.add_argument_group(
+        "settings",
+        "added to [tool.migrafix] of the pyproject.toml nearest to each file: renames and "
+        "backfills add to it, --select and --ignore replace it",
+    )
+    group.add_argument(
+        "--rename", action="append", metavar="TABLE.OLD:NEW",
+        help="a column rename (TABLE.OLD:NEW) or a table rename (OLD_TABLE:NEW_TABLE); repeats",
+    )
+    group.add_argument(
+        "--backfill", action="append", metavar="TABLE.COLUMN=SQL",
+        help="the SQL value a new NOT NULL column is filled with; repeats",
+    )
+    group.add_argument(
+        "--select", action="append", metavar="RULE[,RULE]",
+        help="run only these rules (see `migrafix rules`); repeats",
+    )
+    group.add_argument(
+        "--ignore", action="append", metavar="RULE[,RULE]", help="do not run these rules; repeats"
+    )
+    common.add_argument(
+        "--dialect", type=_dialect, metavar="NAME",
+        help="the database dialect (default: the scheme of sqlalchemy.url in the alembic.ini "
+        "nearest to each file, else postgresql)",
+    )
+    common.add_argument(
+        "--naming", choices=("auto", "convention", "database"), default="auto",
+        help="how unnamed constraints get their name: 'convention' (the naming convention: a "
+        "revision that has not run anywhere yet), 'database' (the name the database gave them "
+        "when the revision ran). 'auto' (default), per file: 'database' if git's HEAD commit "
+        "has the file, else 'convention'",
+    )
+    common.add_argument(
+        "-j", "--jobs", type=_jobs, default=1, metavar="N",
+        help="files processed in parallel (default 1; 0: one per CPU); output keeps input order",
+    )
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="migrafix", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("rules", help="list the rules")
     explain = commands.add_parser("explain", help="print a rule's page")
     explain.add_argument("rule")
+
+    common = _common_options()
+    rewrite = commands.add_parser(
+        "rewrite", parents=[common], help="fix revision files in place",
+        description="Fix revision files in place. Exit status: 0 nothing changed, 1 a file "
+        "changed (or would change), 2 a file could not be processed.",
+    )
+    rewrite.add_argument(
+        "--diff", action="store_true", help="print a unified diff of the changes; write nothing"
+    )
+    rewrite.add_argument(
+        "--check", action="store_true",
+        help="write nothing; exit 1 when a file would change ('Would rewrite FILE')",
+    )
+    rewrite.add_argument(
+        "--exit-zero-even-if-changed", action="store_true",
+        help="exit 0 when files changed (still 2 when a file could not be processed)",
+    )
+    check = commands.add_parser(
+        "check", parents=[common], help="report what rewrite would fix, and what it cannot",
+        description="Report findings, one per line: FILE:LINE:COL: RULE MESSAGE, then "
+        "[fixable] (`migrafix rewrite` fixes it) or [fix by hand]. Writes nothing. Exit "
+        "status: 0 no findings, 1 findings, 2 a file could not be processed.",
+    )
+    check.add_argument(
+        "--format", choices=("text", "json", "github"), default="text",
+        help="text lines (default), a JSON array, or GitHub Actions annotations",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
 
     if args.command == "rules":
@@ -25,13 +136,112 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rule in ALL_RULES:
             print(f"{rule.name:<{width}}  {rule.summary}")
         return 0
-    explained = RULES_BY_NAME.get(args.rule)
-    if explained is None:
-        print(f"migrafix: no rule {args.rule!r}; rules: {', '.join(RULES_BY_NAME)}",
-              file=sys.stderr)
+    if args.command == "explain":
+        explained = RULES_BY_NAME.get(args.rule)
+        if explained is None:
+            print(f"migrafix: no rule {args.rule!r}; rules: {', '.join(RULES_BY_NAME)}",
+                  file=sys.stderr)
+            return 2
+        print(rule_page(explained))
+        return 0
+    if args.paths.count(STDIN) > 1:
+        parser.error("`-` (standard input) can be given once")
+    return _run(args)
+
+
+def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for option, key in (("rename", "renames"), ("backfill", "backfill"),
+                        ("select", "select"), ("ignore", "ignore")):
+        value = getattr(args, option)
+        if value is not None:
+            raw[key] = value
+    return raw
+
+
+def _run(args: argparse.Namespace) -> int:
+    rewriting = args.command == "rewrite"
+    write = rewriting and not (args.diff or args.check)
+    diff = rewriting and args.diff
+    spec = ProjectSpec(_command_line_settings(args), args.dialect, args.naming)
+    try:
+        spec.build()  # the command line's settings are checked before anything is read
+    except SettingsError as exc:
+        print(f"migrafix: error: {exc}", file=sys.stderr)
         return 2
-    print(rule_page(explained))
-    return 0
+    jobs: list[Job] = []
+    for candidate in discover(args.paths):
+        data = sys.stdin.buffer.read() if candidate.path is None else None
+        jobs.append(Job(candidate, write=write, diff=diff, data=data))
+    outcomes = run(jobs, spec, args.jobs)
+    if rewriting:
+        return _report_rewrite(args, outcomes)
+    return _report_check(args, outcomes)
+
+
+def _error(outcome: Outcome, github: bool = False) -> None:
+    print(f"{outcome.name}: error: {outcome.error}", file=sys.stderr)
+    if github:
+        print(github_error(outcome.name, outcome.error or ""))
+
+
+def _warnings(outcome: Outcome) -> None:
+    for warning in outcome.warnings:
+        print(f"{outcome.name}: warning: {warning}", file=sys.stderr)
+
+
+def _print_bytes(data: bytes) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
+    errors = changed = False
+    for outcome in outcomes:
+        _warnings(outcome)
+        if outcome.status == "error":
+            errors = True
+            _error(outcome)
+        elif outcome.status == "changed":
+            changed = True
+            if args.diff:
+                sys.stdout.write(outcome.diff or "")
+            if args.check:
+                print(f"Would rewrite {outcome.name}", file=sys.stderr)
+            elif not args.diff and outcome.name != STDIN:
+                print(f"Rewriting {outcome.name}", file=sys.stderr)
+        if outcome.output is not None:
+            _print_bytes(outcome.output)
+    if errors:
+        return 2
+    return int(changed and not args.exit_zero_even_if_changed)
+
+
+def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
+    errors = False
+    found: list[tuple[str, FileFinding]] = []
+    files = 0
+    github = args.format == "github"
+    for outcome in outcomes:
+        _warnings(outcome)
+        if outcome.status == "error":
+            errors = True
+            _error(outcome, github)
+        files += bool(outcome.findings)
+        for finding in outcome.findings:
+            found.append((outcome.name, finding))
+            if args.format == "text":
+                print(text_finding(outcome.name, finding))
+            elif github:
+                print(github_finding(outcome.name, finding))
+    if args.format == "json":
+        print(json_findings(found))
+    elif args.format == "text" and found:
+        print(summary([f for _, f in found], files), file=sys.stderr)
+    if errors:
+        return 2
+    return int(bool(found))
 
 
 if __name__ == "__main__":

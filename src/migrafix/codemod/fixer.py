@@ -58,6 +58,7 @@ def fix_source(source: str, options: Options) -> FileResult:
         constraint_names="database" if options.naming == "database" else "convention",
         spell_option=lambda name, value: f"--{name} {value}",
         rerun="run `migrafix rewrite`",
+        report_unmatched_renames=False,
     )
     before = {name: snapshot(f.container) for name, f in _functions(read)}
     suppressed = _statement_ignores(read)

@@ -81,6 +81,9 @@ class RuleContext:
     # the codemod's `--rename ...`; and what they rerun.
     spell_option: Callable[[str, str], str] = lambda name, value: f"-x {name}={value}"
     rerun: str = "rerun autogenerate"
+    # A rename that matches nothing is a likely typo in one revision; across a folder of
+    # files (the codemod), every other file would say so.
+    report_unmatched_renames: bool = True
 
     @property
     def dialect_name(self) -> str:

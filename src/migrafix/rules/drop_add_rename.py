@@ -62,7 +62,8 @@ class DropAddRename(Rule):
 
     def apply(self, revision: Revision, context: RuleContext) -> None:
         plan = self._plan(revision, context)
-        self._report_unmatched(revision.upgrade, plan, context)
+        if context.report_unmatched_renames:
+            self._report_unmatched(revision.upgrade, plan, context)
         for tree, tree_plan in ((revision.upgrade, plan), (revision.downgrade, plan.inverted())):
             for rename in tree_plan.tables:
                 self._rename_table(tree, rename, context)

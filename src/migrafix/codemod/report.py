@@ -1,0 +1,103 @@
+"""How findings and changes are shown: text lines, JSON, GitHub annotations, unified diffs."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+from collections.abc import Iterable, Sequence
+
+from migrafix.codemod.api import FileFinding
+
+__all__ = [
+    "FIXABLE",
+    "NOT_FIXABLE",
+    "github_error",
+    "github_finding",
+    "json_findings",
+    "summary",
+    "text_finding",
+    "unified_diff",
+]
+
+# The suffix of a finding: whether `migrafix rewrite` fixes it.
+FIXABLE = "[fixable]"
+NOT_FIXABLE = "[fix by hand]"
+
+
+def _marker(finding: FileFinding) -> str:
+    return FIXABLE if finding.fixable else NOT_FIXABLE
+
+
+def text_finding(name: str, finding: FileFinding) -> str:
+    """``FILE:LINE:COL: rule-name message [fixable]`` (or ``[fix by hand]``)."""
+    return (
+        f"{name}:{finding.line}:{finding.column}: {finding.rule} {finding.message} "
+        f"{_marker(finding)}"
+    )
+
+
+def summary(findings: Sequence[FileFinding], files: int) -> str:
+    fixable = sum(1 for f in findings if f.fixable)
+    noun = "finding" if len(findings) == 1 else "findings"
+    where = "1 file" if files == 1 else f"{files} files"
+    return (
+        f"Found {len(findings)} {noun} in {where}; {fixable} fixable by `migrafix rewrite`, "
+        f"{len(findings) - fixable} to fix by hand."
+    )
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_finding(name: str, finding: FileFinding) -> str:
+    """A GitHub Actions workflow command: the finding shows on the line in the pull request."""
+    return (
+        f"::warning file={_escape_property(name)},line={finding.line},col={finding.column},"
+        f"title={_escape_property(finding.rule)}::"
+        f"{_escape_data(finding.message)} {_marker(finding)}"
+    )
+
+
+def github_error(name: str, reason: str) -> str:
+    return f"::error file={_escape_property(name)},title=migrafix::{_escape_data(reason)}"
+
+
+def json_findings(findings: Iterable[tuple[str, FileFinding]]) -> str:
+    """A JSON array: one object per finding, in the order the files were given."""
+    return json.dumps(
+        [
+            {
+                "file": name,
+                "line": finding.line,
+                "column": finding.column,
+                "rule": finding.rule,
+                "message": finding.message,
+                "fixable": finding.fixable,
+            }
+            for name, finding in findings
+        ],
+        indent=2,
+    )
+
+
+def _lines(text: str) -> list[str]:
+    # Split at \n, \r\n and \r only, keeping each line's own ending (str.splitlines would also
+    # split at form feeds and other characters Python does not treat as line ends).
+    return io.StringIO(text, newline="").readlines()
+
+
+def unified_diff(name: str, old: str, new: str) -> str:
+    """A unified diff (``patch -p0`` applies it); a last line without a newline is marked."""
+    out: list[str] = []
+    for line in difflib.unified_diff(_lines(old), _lines(new), fromfile=name, tofile=name):
+        if line.endswith(("\n", "\r")):
+            out.append(line)
+        else:
+            out.append(f"{line}\n\\ No newline at end of file\n")
+    return "".join(out)
