@@ -6,7 +6,9 @@ Nothing in the file is executed: it is parsed with libcst and read statically
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from collections.abc import Iterator, Mapping
 from typing import TypeVar
 
@@ -284,12 +286,22 @@ def _is_inert(op: ops.MigrateOperation) -> bool:
 
 
 def _prefers_double_quotes(module: cst.Module) -> bool:
+    """Whether the file's one-line string literals are mostly double-quoted (docstrings, which
+    are triple-quoted whatever the style, do not count)."""
     singles = doubles = 0
-    for match in re.finditer(r"""(?<![\w'"])(['"])""", module.code):
-        if match.group(1) == "'":
-            singles += 1
-        else:
-            doubles += 1
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(module.code).readline):
+            if token.type != tokenize.STRING:
+                continue
+            body = token.string.lstrip("rbuRBUfF")
+            if body.startswith(('"""', "'''")):
+                continue
+            if body.startswith("'"):
+                singles += 1
+            elif body.startswith('"'):
+                doubles += 1
+    except (tokenize.TokenError, SyntaxError):
+        pass
     return doubles > singles
 
 

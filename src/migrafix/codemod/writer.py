@@ -17,7 +17,7 @@ import black
 import libcst as cst
 import sqlalchemy as sa
 from alembic.autogenerate.api import AutogenContext
-from alembic.autogenerate.render import render_op
+from alembic.autogenerate.render import _UNNAMED_CONSTRAINT_WARNING, render_op
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 
@@ -172,7 +172,13 @@ class FunctionWriter:
                               self.style.double_quotes)
         if new_call is None:
             return None
-        return statement.deep_replace(call, new_call)  # type: ignore[return-value]
+        edited: cst.BaseStatement = statement.deep_replace(call, new_call)  # type: ignore[arg-type]
+        if getattr(origin, "constraint_name", "") is None:
+            # Alembic's "constraint name is None" warning above it is no longer true.
+            edited = edited.with_changes(leading_lines=[
+                line for line in getattr(edited, "leading_lines", ())
+                if line.comment is None or line.comment.value not in _UNNAMED_WARNING])
+        return edited
 
     def _rendered(
         self, op: ops.MigrateOperation, batch: bool, receiver: str
@@ -275,6 +281,7 @@ def snapshot(container: ops.OpContainer) -> list[object]:
 # --- surgical edits ---------------------------------------------------------------------------
 
 _NAME_KEYWORDS = ("constraint_name", "index_name", "name")
+_UNNAMED_WARNING = frozenset(_UNNAMED_CONSTRAINT_WARNING)
 
 
 def _edit_call(
