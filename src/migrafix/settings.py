@@ -7,6 +7,7 @@ names the setting and where it came from, never a silent no-op.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,11 +60,24 @@ class Settings:
     split_concurrent_revisions: bool = True
     naming_convention: Mapping[str, str] = field(default_factory=dict)
     interactive: bool = False
+    # "package.module:Base.metadata": the codemod reads the project's naming convention there
+    metadata: str | None = None
+    # glob (relative to the pyproject.toml's folder) -> settings for the files it matches
+    per_path: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def rule_enabled(self, name: str) -> bool:
         if self.select and name not in self.select:
             return False
         return name not in self.ignore
+
+    def for_path(self, relative: str) -> Settings:
+        """These settings with every ``per_path`` entry whose glob matches ``relative``
+        applied, in the order written."""
+        settings = self
+        for pattern, raw in self.per_path.items():
+            if fnmatch.fnmatch(relative, pattern):
+                settings = settings.merged(raw, f"per-path {pattern!r}")
+        return settings
 
     def merged(self, raw: Mapping[str, Any], source: str) -> Settings:
         """These settings updated by ``raw`` (a ``[tool.migrafix]``-shaped mapping).
@@ -162,6 +176,24 @@ def _concurrent_indexes(value: Any, current: Settings) -> dict[str, Any]:
     return {"concurrent_indexes": value}
 
 
+def _metadata(value: Any, current: Settings) -> dict[str, Any]:
+    if not isinstance(value, str) or ":" not in value:
+        raise SettingsError(f"expected 'package.module:attribute', got {value!r}")
+    return {"metadata": value}
+
+
+def _per_path(value: Any, current: Settings) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, Mapping) for k, v in value.items()
+    ):
+        raise SettingsError(f"expected a table of glob = {{settings}}, got {value!r}")
+    for pattern, raw in value.items():
+        if "per_path" in raw:
+            raise SettingsError(f"{pattern!r}: per_path does not nest")
+        Settings().merged(raw, f"per-path {pattern!r}")  # validate now, not per file
+    return {"per_path": {**current.per_path, **value}}
+
+
 def _naming_convention(value: Any, current: Settings) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -180,6 +212,8 @@ _PARSERS: dict[str, Any] = {
     "split_concurrent_revisions": _boolean("split_concurrent_revisions"),
     "naming_convention": _naming_convention,
     "interactive": _boolean("interactive"),
+    "metadata": _metadata,
+    "per_path": _per_path,
 }
 
 

@@ -8,12 +8,17 @@ repository's HEAD commit.
 from __future__ import annotations
 
 import configparser
+import dataclasses
+import importlib
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from sqlalchemy import MetaData
 
 from migrafix.codemod.api import Naming, Options
 from migrafix.settings import Settings, SettingsError, find_pyproject, load_pyproject
@@ -59,6 +64,7 @@ class Project:
         self._settings: dict[Path | None, Settings | SettingsError] = {}
         self._dialects: dict[Path, str] = {}
         self._git = _Git()
+        self._conventions: dict[str, dict[str, str] | SettingsError] = {}
 
     def resolve(self, path: Path | None) -> Resolved:
         """Options for the file at ``path`` (``None``: standard input, seen from the current
@@ -75,8 +81,18 @@ class Project:
             naming = "database" if committed else "convention"
             if warning:
                 warnings.append(warning)
+        settings = self._settings_for(folder)
+        root = self._pyprojects.get(folder)
+        if path is not None and root is not None and settings.per_path:
+            try:
+                relative = path.resolve().relative_to(root.parent).as_posix()
+            except ValueError:
+                relative = path.as_posix()
+            settings = settings.for_path(relative)
+        if settings.metadata:
+            settings = self._with_model_convention(settings, root)
         options = Options(
-            settings=self._settings_for(folder),
+            settings=settings,
             dialect=self.dialect or self._dialect_for(folder),
             naming=naming,
         )
@@ -100,11 +116,41 @@ class Project:
             raise found
         return found
 
+    def _with_model_convention(self, settings: Settings, pyproject: Path | None) -> Settings:
+        """The naming convention of the project's models (``metadata`` setting), read by
+        importing the project's own models module: never a revision file."""
+        assert settings.metadata is not None
+        if settings.metadata not in self._conventions:
+            self._conventions[settings.metadata] = _model_convention(
+                settings.metadata, pyproject.parent if pyproject else Path.cwd())
+        convention = self._conventions[settings.metadata]
+        if isinstance(convention, SettingsError):
+            raise convention
+        return dataclasses.replace(
+            settings, naming_convention={**settings.naming_convention, **convention})
+
     def _dialect_for(self, folder: Path) -> str:
         if folder not in self._dialects:
             ini = find_alembic_ini(folder)
             self._dialects[folder] = (dialect_from_ini(ini) if ini else None) or DEFAULT_DIALECT
         return self._dialects[folder]
+
+
+def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
+    module_name, _, attribute = spec.partition(":")
+    sys.path.insert(0, str(root))
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except Exception as exc:  # the project's own code failed: say which setting led there
+        return SettingsError(f"metadata = {spec!r}: cannot load it: {exc}")
+    finally:
+        sys.path.remove(str(root))
+    if not isinstance(target, MetaData):
+        return SettingsError(f"metadata = {spec!r} is a {type(target).__name__}, not a MetaData")
+    return {str(k): v for k, v in target.naming_convention.items()
+            if isinstance(k, str) and isinstance(v, str)}
 
 
 def find_alembic_ini(start: Path) -> Path | None:
