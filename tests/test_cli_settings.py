@@ -43,7 +43,8 @@ def test_metadata_setting_names_by_the_models_naming_convention(tmp_path: Path) 
     (tmp_path / "myapp" / "models.py").write_text(
         "import sqlalchemy as sa\n"
         'metadata = sa.MetaData(naming_convention={"fk": "fk_%(table_name)s_%(column_0_name)s"})\n')
-    (tmp_path / "pyproject.toml").write_text('[tool.migrafix]\nmetadata = "myapp.models:metadata"\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.migrafix]\nmetadata = "myapp.models:metadata"\n')
     (tmp_path / "versions").mkdir()
     shutil.copy(FIXTURE / "before.py", tmp_path / "versions" / "a.py")
     result = migrafix(tmp_path, "rewrite", "--naming", "convention", "versions")
