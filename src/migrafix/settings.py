@@ -217,13 +217,17 @@ _PARSERS: dict[str, Any] = {
 }
 
 
-def find_pyproject(start: Path) -> Path | None:
-    """The nearest pyproject.toml at or above ``start``."""
+def find_upward(start: Path, name: str) -> Path | None:
+    """The nearest file called ``name`` at or above ``start``."""
     for directory in (start, *start.parents):
-        candidate = directory / "pyproject.toml"
+        candidate = directory / name
         if candidate.is_file():
             return candidate
     return None
+
+
+def find_pyproject(start: Path) -> Path | None:
+    return find_upward(start, "pyproject.toml")
 
 
 def load_pyproject(path: Path) -> Mapping[str, Any]:

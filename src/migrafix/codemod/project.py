@@ -21,7 +21,13 @@ from typing import Any, Literal
 from sqlalchemy import MetaData
 
 from migrafix.codemod.api import Naming, Options
-from migrafix.settings import Settings, SettingsError, find_pyproject, load_pyproject
+from migrafix.settings import (
+    Settings,
+    SettingsError,
+    find_pyproject,
+    find_upward,
+    load_pyproject,
+)
 
 __all__ = [
     "DEFAULT_DIALECT",
@@ -154,12 +160,7 @@ def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
 
 
 def find_alembic_ini(start: Path) -> Path | None:
-    """The nearest alembic.ini at or above ``start``."""
-    for folder in (start, *start.parents):
-        candidate = folder / "alembic.ini"
-        if candidate.is_file():
-            return candidate
-    return None
+    return find_upward(start, "alembic.ini")
 
 
 def dialect_from_ini(path: Path) -> str | None:
