@@ -6,11 +6,10 @@ upgrade, keeping the rows and leaving the schema equal to the models."""
 from __future__ import annotations
 
 import shutil
-import tomllib
 from pathlib import Path
 
 import pytest
-
+import tomllib
 from harness import AlembicProject
 from scenarios import ALL, Scenario, quoted
 
