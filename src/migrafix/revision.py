@@ -44,9 +44,7 @@ class Tree:
                 yield self.top, op
 
     def created_tables(self) -> set[tuple[str | None, str]]:
-        return {
-            (op.schema, op.table_name) for op in self.top if isinstance(op, ops.CreateTableOp)
-        }
+        return {_table_key(op) for op in self.top if _table_effect(op) == "create"}
 
 
 def replace_in(
@@ -60,6 +58,21 @@ def replace_in(
             holder[index : index + 1] = list(new)
             return
     raise ValueError(f"{old!r} is not in this container")
+
+
+def _table_effect(op: ops.MigrateOperation) -> Literal["create", "drop"] | None:
+    """Whether ``op`` creates or drops a table. An op may say so without being a
+    Create/DropTableOp: the codemod's opaque ``op.create_table("t", <unreadable>)``."""
+    if isinstance(op, ops.CreateTableOp):
+        return "create"
+    if isinstance(op, ops.DropTableOp):
+        return "drop"
+    effect = getattr(op, "table_effect", None)
+    return effect if effect in ("create", "drop") else None
+
+
+def _table_key(op: ops.MigrateOperation) -> tuple[str | None, str]:
+    return (getattr(op, "schema", None), str(getattr(op, "table_name", "")))
 
 
 _ORIGIN = "_migrafix_origin"
@@ -97,8 +110,8 @@ class Revision:
         revision = cls(Tree("upgrade", upgrade), Tree("downgrade", downgrade))
         for tree in revision.trees():
             for op in tree.top:
-                if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)):
-                    revision.transient_tables.add((op.schema, op.table_name))
+                if _table_effect(op) is not None:
+                    revision.transient_tables.add(_table_key(op))
         return revision
 
     def trees(self) -> tuple[Tree, Tree]:

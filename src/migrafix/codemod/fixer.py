@@ -84,7 +84,10 @@ def fix_source(source: str, options: Options) -> FileResult:
         new_module = _with_imports(new_module, style.imports)
 
     file_findings = [_located(f, read, positions) for f in findings]
-    file_findings += _autocommit_findings(read, positions)
+    if settings.rule_enabled("concurrent-index"):
+        silenced = {id(op) for op, rules in suppressed
+                    if "concurrent-index" in rules or "*" in rules}
+        file_findings += _autocommit_findings(read, positions, silenced)
     file_findings.sort(key=lambda f: (f.line, f.column, f.rule))
     new_source = new_module.code if new_module is not module else source
     return FileResult(new_source, tuple(file_findings))
@@ -183,6 +186,9 @@ def _statement_ignores(read: ReadRevision) -> list[tuple[ops.MigrateOperation, s
                 comments.append(trailing.value)
             if isinstance(statement, cst.SimpleStatementLine):
                 comments.append(module.code_for_node(statement))
+            header = getattr(getattr(statement, "body", None), "header", None)
+            if header is not None and header.comment is not None:  # `with ...:  # comment`
+                comments.append(header.comment.value)
             rules: set[str] = set()
             for comment in comments:
                 for match in _IGNORE.finditer(comment):
@@ -242,8 +248,9 @@ def _statement_for(op: ops.MigrateOperation, read: ReadRevision) -> cst.BaseStat
     return None
 
 
-def _autocommit_findings(read: ReadRevision, positions: Mapping[cst.CSTNode, CodeRange]) \
-        -> list[FileFinding]:
+def _autocommit_findings(
+    read: ReadRevision, positions: Mapping[cst.CSTNode, CodeRange], silenced: set[int]
+) -> list[FileFinding]:
     """An autocommit block after other statements commits them: a failure inside it leaves
     them applied while alembic_version says otherwise. rewrite cannot split a file."""
     found = []
@@ -251,7 +258,7 @@ def _autocommit_findings(read: ReadRevision, positions: Mapping[cst.CSTNode, Cod
         earlier = 0
         for op in function.container.ops:
             if isinstance(op, AutocommitBlockOp):
-                if earlier:
+                if earlier and id(op) not in silenced:
                     statement = function.statement_of.get(id(op)) or next(
                         (function.statement_of.get(id(origin_of(inner))) for inner in op.ops
                          if id(origin_of(inner)) in function.statement_of), None)

@@ -32,6 +32,9 @@ class OpaqueOp(ops.MigrateOperation):
     def __init__(self, statement: cst.BaseStatement, reason: str) -> None:
         self.statement = statement
         self.reason = reason
+        # An unreadable op.create_table("t", ...) still creates table t: rules must know.
+        self.table_name, self.table_effect = _literal_table_effect(statement)
+        self.schema: str | None = None
 
 
 @dataclass
@@ -45,6 +48,10 @@ class ReadFunction:
     call_of: dict[int, cst.Call] = field(default_factory=dict)  # id(op) -> its call
     batch_of: dict[int, cst.With] = field(default_factory=dict)  # id(ModifyTableOps) -> with
     arguments_of: dict[int, list[tuple[cst.Arg, Any]]] = field(default_factory=dict)
+    # The maps above are keyed by id(): every op read is kept alive here for as long as they
+    # are used, or a new op (a rule's) could be born at a dead op's address and be taken
+    # for it.
+    alive: list[ops.MigrateOperation] = field(default_factory=list)
 
 
 @dataclass
@@ -168,6 +175,7 @@ class _FunctionReader:
         for statement in statements:
             top.append(self._statement(statement))
         read.container.ops = _grouped(top)
+        read.alive += [op for op in read.container.ops if isinstance(op, ops.ModifyTableOps)]
         return read
 
     # --- statements -----------------------------------------------------------------------
@@ -203,6 +211,7 @@ class _FunctionReader:
         self.result.statement_of[id(op)] = statement
         self.result.call_of[id(op)] = call
         self.result.arguments_of[id(op)] = arguments
+        self.result.alive.append(op)
         return op
 
     def _with(self, statement: cst.With) -> ops.MigrateOperation:
@@ -213,6 +222,7 @@ class _FunctionReader:
             inner = [self._statement(s) for s in statement.body.body]
             block = AutocommitBlockOp(inner)
             self.result.statement_of[id(block)] = statement
+            self.result.alive.append(block)
             return block
         if (
             isinstance(item, cst.Call)
@@ -249,11 +259,13 @@ class _FunctionReader:
         group = ops.ModifyTableOps(table, inner, schema=schema)
         self.result.batch_of[id(group)] = statement
         self.result.statement_of[id(group)] = statement
+        self.result.alive.append(group)
         return group
 
     def _opaque(self, statement: cst.BaseStatement, reason: str) -> OpaqueOp:
         op = OpaqueOp(statement, reason)
         self.result.statement_of[id(op)] = statement
+        self.result.alive.append(op)
         return op
 
     # --- arguments ------------------------------------------------------------------------
@@ -325,6 +337,17 @@ def _elements(node: cst.CSTNode) -> Iterator[cst.BaseExpression]:
         if not isinstance(element, cst.Element):
             raise _NotStatic("unpacking")
         yield element.value
+
+
+def _literal_table_effect(statement: cst.BaseStatement) -> tuple[str | None, str | None]:
+    call = _lone_call(statement)
+    if call is None or not isinstance(call.func, cst.Attribute) or not call.args:
+        return None, None
+    effect = {"create_table": "create", "drop_table": "drop"}.get(call.func.attr.value)
+    first = call.args[0].value
+    if effect is None or not isinstance(first, cst.SimpleString):
+        return None, None
+    return str(first.evaluated_value), effect
 
 
 def _is_docstring(statement: cst.BaseStatement) -> bool:

@@ -49,6 +49,7 @@ class FunctionWriter:
         self.pending_comments: list[str] = []
         self._headers_used: set[int] = set()  # batch headers already written once
         self.markers: list[cst.EmptyLine] = []  # Alembic's marker lines found in moved code
+        self.carried: set[int] = set()  # statements whose comments a replacement took over
 
     def write(self) -> cst.FunctionDef:
         function = self.read.function
@@ -57,12 +58,17 @@ class FunctionWriter:
         statements: list[cst.BaseStatement] = []
         for op in self.read.container.ops:
             statements += self._top(op)
-        # Alembic's markers open the body, wherever their statements went (or if they went).
+        # Alembic's marker stays where it is; if the statement it was above moved into a block
+        # or is gone, it opens the body instead.
+        top_ids = {id(s) for s in statements}
         for original in self.read.statement_of.values():
+            if id(original) in top_ids or id(original) in self.carried:
+                continue
             for line in getattr(original, "leading_lines", ()):
                 if _is_marker(line) and all(line is not m for m in self.markers):
                     self.markers.append(line)
-        statements = _markers_first(statements, self.markers)
+        originals = {id(s) for s in self.read.statement_of.values()}
+        statements = _markers_first(statements, self.markers, originals)
         statements = [*self.read.preamble, *statements]
         body = function.body
         assert isinstance(body, cst.IndentedBlock)
@@ -152,6 +158,7 @@ class FunctionWriter:
         origin_statement = self.read.statement_of.get(id(origin))
         if origin is not op and origin_statement is not None and rendered:
             # What was written above the statement this op replaces stays above it.
+            self.carried.add(id(origin_statement))
             rendered[0] = rendered[0].with_changes(leading_lines=[
                 *getattr(origin_statement, "leading_lines", ()),
                 *getattr(rendered[0], "leading_lines", ())])
@@ -232,11 +239,19 @@ def _without_markers(
 
 
 def _markers_first(
-    statements: list[cst.BaseStatement], markers: list[cst.EmptyLine]
+    statements: list[cst.BaseStatement], markers: list[cst.EmptyLine], originals: set[int]
 ) -> list[cst.BaseStatement]:
-    """Alembic's ``# ### commands auto generated ...`` line opens the body wherever the
-    statement it was attached to has moved."""
-    kept = _without_markers(statements, [])
+    """Alembic's ``# ### commands auto generated ...`` line opens its commands. ``markers``
+    (those whose statement moved or went) go first; a marker still in place moves up only
+    past statements migrafix inserted, never past the file's own (a guard above it stays)."""
+    kept = list(statements)
+    carrier = next((i for i, s in enumerate(kept)
+                    if any(_is_marker(line) for line in getattr(s, "leading_lines", ()))), None)
+    if carrier is not None:
+        if carrier == 0 or any(id(s) in originals for s in kept[:carrier]):
+            return kept
+        markers = [line for line in getattr(kept[carrier], "leading_lines", ()) if _is_marker(line)]
+        kept = _without_markers(kept, [])
     if markers and kept:
         first = kept[0]
         kept[0] = first.with_changes(
@@ -312,12 +327,7 @@ def _edit_call(
     added = {k: v for k, v in getattr(op, "kw", {}).items()
              if k not in getattr(origin, "kw", {})}
     for keyword, value in added.items():
-        new_call = new_call.with_changes(args=[
-            *_with_trailing_comma(new_call.args),
-            cst.Arg(keyword=cst.Name(keyword), value=cst.parse_expression(repr(value)),
-                    equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
-                                          whitespace_after=cst.SimpleWhitespace(""))),
-        ])
+        new_call = _append_keyword(new_call, keyword, cst.parse_expression(repr(value)))
     return new_call if new_call is not call else None
 
 
@@ -342,13 +352,22 @@ def _set_name_argument(
     return call
 
 
-def _with_trailing_comma(args: Sequence[cst.Arg]) -> list[cst.Arg]:
+def _append_keyword(call: cst.Call, keyword: str, value: cst.BaseExpression) -> cst.Call:
+    """``call`` with ``keyword=value`` as its last argument, laid out like the arguments
+    before it: on its own line when they are, and the closing parenthesis where it was."""
+    new = cst.Arg(keyword=cst.Name(keyword), value=value,
+                  equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
+                                        whitespace_after=cst.SimpleWhitespace("")))
+    args = list(call.args)
     if not args:
-        return []
+        return call.with_changes(args=[new])
     last = args[-1]
-    if last.comma is cst.MaybeSentinel.DEFAULT or isinstance(last.comma, cst.MaybeSentinel):
-        last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    return [*args[:-1], last]
+    between = args[-2].comma if len(args) >= 2 else cst.MaybeSentinel.DEFAULT
+    if not isinstance(between, cst.Comma):
+        between = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    args[-1] = last.with_changes(comma=between, whitespace_after_arg=cst.SimpleWhitespace(""))
+    args.append(new.with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg))
+    return call.with_changes(args=args)
 
 
 def _set_column_nullable(call: cst.Call) -> cst.Call | None:
@@ -388,14 +407,8 @@ def _name_table_constraints(
             twin = next((c for c in named if same_item(c, value)), None)
             if twin is not None and twin.name is not None:
                 constraint_call = arg.value
-                new_constraint = constraint_call.with_changes(args=[
-                    *_with_trailing_comma(constraint_call.args),
-                    cst.Arg(keyword=cst.Name("name"),
-                            value=_f_call(receiver, str(twin.name), double_quotes),
-                            equal=cst.AssignEqual(
-                                whitespace_before=cst.SimpleWhitespace(""),
-                                whitespace_after=cst.SimpleWhitespace(""))),
-                ])
+                new_constraint = _append_keyword(
+                    constraint_call, "name", _f_call(receiver, str(twin.name), double_quotes))
                 new_args.append(arg.with_changes(value=new_constraint))
                 changed = True
                 continue

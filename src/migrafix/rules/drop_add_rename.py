@@ -247,9 +247,12 @@ def _look_alikes(
     """Unasked drop + add pairs of one type. Keyed by type, never compared pairwise:
     a table with thousands of ops must not go quadratic."""
     asked_names = {r.old for r in asked} | {r.new for r in asked}
+    # A column dropped and added back under its own name is a type change, not a rename.
+    readded = {op.column.name for op in group.ops if isinstance(op, ops.AddColumnOp)}
     drops_by_type: dict[str, list[ops.DropColumnOp]] = defaultdict(list)
     for op in group.ops:
-        if isinstance(op, ops.DropColumnOp) and op.column_name not in asked_names:
+        if (isinstance(op, ops.DropColumnOp) and op.column_name not in asked_names
+                and op.column_name not in readded):
             column = op._reverse.column if op._reverse is not None else None
             if column is not None:
                 drops_by_type[_type_text(column.type, context)].append(op)

@@ -3,6 +3,7 @@ then set NOT NULL."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,8 +46,13 @@ class NotNullAdd(Rule):
     def apply(self, revision: Revision, context: RuleContext) -> None:
         for tree in revision.trees():
             created = tree.created_tables()
-            for group in list(tree.table_groups()):
-                if (group.schema, group.table_name) in created:
+            emptied: set[str] = set()
+            for op in list(tree.top):
+                emptied |= _emptied_table(op)
+                if not isinstance(op, ops.ModifyTableOps):
+                    continue
+                group = op
+                if (group.schema, group.table_name) in created or group.table_name in emptied:
                     continue
                 unsafe = [op for op in group.ops
                           if isinstance(op, ops.AddColumnOp) and _needs_split(op.column)]
@@ -115,6 +121,21 @@ class NotNullAdd(Rule):
             op=add))
         sql = update_statement(group, column, value, context)
         return BackfillOp(sql, table_name=table, column_name=name, schema=group.schema)
+
+
+_EMPTIES = re.compile(
+    r"""^\s*(?:DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+[`"]?(\w+)[`"]?\s*;?\s*$""",
+    re.IGNORECASE)
+
+
+def _emptied_table(op: ops.MigrateOperation) -> set[str]:
+    """The table a literal ``DELETE FROM t`` / ``TRUNCATE t`` (no WHERE) empties: a NOT NULL
+    column added to it afterwards meets no row."""
+    if isinstance(op, ops.ExecuteSQLOp) and isinstance(op.sqltext, str):
+        match = _EMPTIES.match(op.sqltext)
+        if match:
+            return {match.group(1)}
+    return set()
 
 
 def _needs_split(column: sa.Column[Any]) -> bool:

@@ -90,13 +90,20 @@ class DatabaseNaming:
     checks are numbered by creation order, so they cannot be known from one file.
     """
 
-    def __init__(self, dialect: sa.engine.Dialect) -> None:
+    def __init__(
+        self, dialect: sa.engine.Dialect, project: NamingConvention | None = None
+    ) -> None:
         self.dialect = dialect
+        # At run time Alembic names an op's None constraint by target_metadata's convention:
+        # for the kinds the project's convention covers, that is the name the database holds.
+        self.project = project
         self.reason = ""
 
     def name_for(self, item: sa.Constraint | sa.Index) -> conv | None:
         table = item.table
         assert isinstance(table, sa.Table)
+        if self.project is not None and _PREFIX_BY_CLASS.get(type(item)) in self.project.convention:
+            return self.project.name_for(item)
         columns = [c.name for c in getattr(item, "columns", [])]
         if self.dialect.name == "postgresql":
             return self._postgresql(item, table, columns)
@@ -203,12 +210,13 @@ class UnnamedConstraint(Rule):
 
     def apply(self, revision: Revision, context: RuleContext) -> None:
         naming: NamingConvention | DatabaseNaming
+        project = {**context.settings.naming_convention, **_explicit(context.naming_convention)}
         if context.constraint_names == "database":
-            naming = DatabaseNaming(context.dialect)
+            naming = DatabaseNaming(
+                context.dialect, NamingConvention(project, context.dialect) if project else None)
         else:
             naming = NamingConvention(
-                {**DEFAULT_NAMING_CONVENTION, **context.settings.naming_convention,
-                 **_explicit(context.naming_convention)},
+                {**DEFAULT_NAMING_CONVENTION, **project},
                 context.dialect,
             )
         for tree in revision.trees():
