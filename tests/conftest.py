@@ -18,6 +18,19 @@ PG_ENV = "MIGRAFIX_TEST_POSTGRES_URL"
 MYSQL_ENV = "MIGRAFIX_TEST_MYSQL_URL"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _result_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The CLI's result cache in a folder of this test session's, never the user's: in-process
+    runs and `migrafix` subprocesses alike read $MIGRAFIX_CACHE_DIR."""
+    previous = os.environ.get("MIGRAFIX_CACHE_DIR")
+    os.environ["MIGRAFIX_CACHE_DIR"] = str(tmp_path_factory.mktemp("migrafix-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MIGRAFIX_CACHE_DIR", None)
+    else:
+        os.environ["MIGRAFIX_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[URL]:
     """SQLAlchemy URL of a PostgreSQL server: $MIGRAFIX_TEST_POSTGRES_URL or an embedded one."""

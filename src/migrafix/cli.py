@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from migrafix.codemod.api import FileFinding
+from migrafix.codemod.cache import ResultCache
 from migrafix.codemod.files import STDIN, discover
 from migrafix.codemod.project import known_dialect
 from migrafix.codemod.report import (
@@ -18,8 +19,6 @@ from migrafix.codemod.report import (
     text_finding,
 )
 from migrafix.codemod.runner import Job, Outcome, ProjectSpec, run
-from migrafix.docs import rule_page
-from migrafix.rules import ALL_RULES, RULES_BY_NAME
 from migrafix.settings import SettingsError
 
 __all__ = ["main"]
@@ -87,6 +86,12 @@ def _common_options() -> argparse.ArgumentParser:
         "-j", "--jobs", type=_jobs, default=1, metavar="N",
         help="files processed in parallel (default 1; 0: one per CPU); output keeps input order",
     )
+    common.add_argument(
+        "--no-cache", action="store_true",
+        help="neither read nor write the result cache ($MIGRAFIX_CACHE_DIR, else "
+        "~/.cache/migrafix: results keyed by each file's content, its settings and migrafix's "
+        "version)",
+    )
     return common
 
 
@@ -131,22 +136,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
 
+    if args.command in ("rules", "explain"):
+        return _rules(args)
+    if args.paths.count(STDIN) > 1:
+        parser.error("`-` (standard input) can be given once")
+    return _run(args)
+
+
+def _rules(args: argparse.Namespace) -> int:
+    # Imported here: the rules bring SQLAlchemy and Alembic, which `check` answered from its
+    # cache never needs.
+    from migrafix.docs import rule_page
+    from migrafix.rules import ALL_RULES, RULES_BY_NAME
+
     if args.command == "rules":
         width = max(len(rule.name) for rule in ALL_RULES)
         for rule in ALL_RULES:
             print(f"{rule.name:<{width}}  {rule.summary}")
         return 0
-    if args.command == "explain":
-        explained = RULES_BY_NAME.get(args.rule)
-        if explained is None:
-            print(f"migrafix: no rule {args.rule!r}; rules: {', '.join(RULES_BY_NAME)}",
-                  file=sys.stderr)
-            return 2
-        print(rule_page(explained))
-        return 0
-    if args.paths.count(STDIN) > 1:
-        parser.error("`-` (standard input) can be given once")
-    return _run(args)
+    explained = RULES_BY_NAME.get(args.rule)
+    if explained is None:
+        print(f"migrafix: no rule {args.rule!r}; rules: {', '.join(RULES_BY_NAME)}",
+              file=sys.stderr)
+        return 2
+    print(rule_page(explained))
+    return 0
 
 
 def _command_line_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,7 +187,8 @@ def _run(args: argparse.Namespace) -> int:
     for candidate in discover(args.paths):
         data = sys.stdin.buffer.read() if candidate.path is None else None
         jobs.append(Job(candidate, write=write, diff=diff, data=data))
-    outcomes = run(jobs, spec, args.jobs)
+    cache = None if args.no_cache else ResultCache()
+    outcomes = run(jobs, spec, args.jobs, cache=cache)
     if rewriting:
         return _report_rewrite(args, outcomes)
     return _report_check(args, outcomes)

@@ -18,8 +18,10 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import libcst as cst
+if TYPE_CHECKING:
+    import libcst as cst
 
 __all__ = [
     "STDIN",
@@ -71,8 +73,7 @@ def discover(arguments: Sequence[str]) -> Iterator[Candidate]:
     """
     seen: set[str] = set()
 
-    def first_time(path: str) -> bool:
-        key = os.path.realpath(path)
+    def first_time(key: str) -> bool:
         if key in seen:
             return False
         seen.add(key)
@@ -82,21 +83,27 @@ def discover(arguments: Sequence[str]) -> Iterator[Candidate]:
         if argument == STDIN:
             yield Candidate(STDIN, None, explicit=True)
         elif os.path.isdir(argument):
-            for found in _walk(argument):
-                if first_time(found):
+            for found, key in _walk(argument):
+                if first_time(key):
                     yield Candidate(found, Path(found), explicit=False)
-        elif first_time(argument):
+        elif first_time(os.path.realpath(argument)):
             yield Candidate(argument, Path(argument), explicit=True)
 
 
-def _walk(top: str) -> Iterator[str]:
+def _walk(top: str) -> Iterator[tuple[str, str]]:
+    """Each ``.py`` file below ``top``, with its real path (the folder's real path, resolved
+    once per folder, joined to the name, unless the file itself is a symlink)."""
     for directory, subdirectories, filenames in os.walk(top):
         subdirectories[:] = sorted(
             d for d in subdirectories if d not in _SKIPPED_DIRECTORIES and not d.startswith(".")
         )
+        real_directory = os.path.realpath(directory)
         for filename in sorted(filenames):
             if filename.endswith(".py"):
-                yield os.path.join(directory, filename)
+                path = os.path.join(directory, filename)
+                real = (os.path.realpath(path) if os.path.islink(path)
+                        else os.path.join(real_directory, filename))
+                yield path, real
 
 
 def read_bytes(path: Path) -> bytes:

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import MetaData
-
 from migrafix.codemod.api import Naming, Options
 from migrafix.settings import (
     Settings,
@@ -71,11 +69,12 @@ class Project:
         self._dialects: dict[Path, str] = {}
         self._git = _Git()
         self._conventions: dict[str, dict[str, str] | SettingsError] = {}
+        self._folders: dict[Path, Path] = {}
 
     def resolve(self, path: Path | None) -> Resolved:
         """Options for the file at ``path`` (``None``: standard input, seen from the current
         folder, never committed). Raises ``SettingsError`` for a broken pyproject.toml."""
-        folder = (path.parent if path is not None else Path.cwd()).resolve()
+        folder = self._resolved(path.parent if path is not None else Path.cwd())
         warnings: list[str] = []
         naming: ConcreteNaming
         if self.naming != "auto":
@@ -103,6 +102,12 @@ class Project:
             naming=naming,
         )
         return Resolved(options, tuple(warnings))
+
+    def _resolved(self, folder: Path) -> Path:
+        """``folder.resolve()``, once per folder: every file of a folder asks."""
+        if folder not in self._folders:
+            self._folders[folder] = folder.resolve()
+        return self._folders[folder]
 
     def _settings_for(self, folder: Path) -> Settings:
         if folder not in self._pyprojects:
@@ -143,6 +148,8 @@ class Project:
 
 
 def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
+    from sqlalchemy import MetaData
+
     module_name, _, attribute = spec.partition(":")
     sys.path.insert(0, str(root))
     try:
@@ -182,10 +189,16 @@ def dialect_from_ini(path: Path) -> str | None:
     return None
 
 
+# sqlalchemy.dialects.__all__ of SQLAlchemy 2.x, and mariadb (tests/test_cache.py checks it).
+_BUILT_IN_DIALECTS = frozenset({"mssql", "mysql", "oracle", "postgresql", "sqlite", "mariadb"})
+
+
 def known_dialect(name: str) -> bool:
     """Whether SQLAlchemy (or an installed plugin) has a dialect called ``name``."""
     if not name or not name.replace("_", "").isalnum():
         return False
+    if name in _BUILT_IN_DIALECTS:  # without importing SQLAlchemy: the CLI starts faster
+        return True
     from sqlalchemy.dialects import registry
 
     try:

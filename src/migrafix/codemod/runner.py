@@ -1,6 +1,12 @@
 """One file through the codemod: read, check, fix, maybe write; and many files, maybe in parallel.
 
-``process`` never raises for a bad file: what went wrong is in the ``Outcome``, and the file is
+A file is read, resolved to its ``Options`` and looked up in the result cache by the parent
+process; only files the cache has not seen are fixed, in worker processes when ``jobs`` > 1.
+Before parsing, the pre-filter (codemod/prefilter.py) tells from a file's bytes whether it can
+hold a finding at all: one that cannot is only checked to compile. Writes and diffs happen in
+the parent.
+
+Nothing here raises for a bad file: what went wrong is in the ``Outcome``, and the file is
 left byte for byte as it was. Outcomes come back in the order the files were given, whatever
 ``jobs`` is, so output does not depend on scheduling.
 """
@@ -15,9 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import libcst as cst
-
-from migrafix.codemod.api import FileFinding, Naming
+from migrafix.codemod.api import FileFinding, Naming, Options
+from migrafix.codemod.cache import Entry, ResultCache
 from migrafix.codemod.files import (
     Candidate,
     decode,
@@ -29,19 +34,19 @@ from migrafix.codemod.files import (
     read_bytes,
     write_atomic,
 )
-from migrafix.codemod.fixer import fix_source
+from migrafix.codemod.prefilter import may_have_findings
 from migrafix.codemod.project import Project
 from migrafix.codemod.report import unified_diff
 from migrafix.settings import SettingsError
 
-__all__ = ["Job", "Outcome", "ProjectSpec", "process", "run"]
+__all__ = ["Job", "Outcome", "ProjectSpec", "fix_file", "process", "run"]
 
 Status = Literal["skipped", "unchanged", "changed", "error"]
 
 
 @dataclass(frozen=True)
 class ProjectSpec:
-    """What a ``Project`` is built from (picklable, for worker processes)."""
+    """What a ``Project`` is built from."""
 
     command_line: Mapping[str, Any]
     dialect: str | None
@@ -70,7 +75,69 @@ class Outcome:
     warnings: tuple[str, ...] = ()
 
 
-def process(job: Job, project: Project) -> Outcome:
+@dataclass(frozen=True)
+class _Work:
+    """A file the cache could not answer for: what a worker needs to fix it."""
+
+    name: str
+    data: bytes
+    options: Options
+    prefilter: bool
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """A worker's answer: an ``Entry``, or why there is none."""
+
+    entry: Entry | None
+    error: str | None = None
+    findings: tuple[FileFinding, ...] = ()  # known even when the fixed code is refused
+
+
+@dataclass(frozen=True)
+class _Pending:
+    job: Job
+    work: _Work
+    warnings: tuple[str, ...]
+    key: str | None  # the cache key, when there is a cache
+
+
+def fix_file(work: _Work) -> _Fixed:
+    """Fix one file's bytes (known to be UTF-8). Runs in worker processes."""
+    # Imported on first use: libcst, black, SQLAlchemy and Alembic cost more to import than
+    # a run answered by the cache and the pre-filter costs in all.
+    import libcst as cst
+
+    from migrafix.codemod.fixer import fix_source
+
+    decoded = decode(work.data)
+    if work.prefilter and not may_have_findings(work.data, work.options):
+        try:
+            compile(decoded.text, work.name, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+            return _Fixed(Entry((), None))
+        except (SyntaxError, ValueError):
+            pass  # report it exactly as a file that went through the fixer
+    try:
+        result = fix_source(decoded.text, work.options)
+    except cst.ParserSyntaxError as exc:
+        return _Fixed(None, describe_parse_error(decoded.text, work.name, exc))
+    except Exception as exc:
+        details = "".join(traceback.format_exception(exc)).rstrip()
+        return _Fixed(None, f"internal error, file left as it was; please report:\n{details}")
+    if encode(result.source, decoded.bom) == work.data:
+        return _Fixed(Entry(result.findings, None))
+    try:
+        compile(result.source, work.name, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        return _Fixed(None, f"internal error, file left as it was; please report: the fixed "
+                            f"code does not parse ({exc})", result.findings)
+    return _Fixed(Entry(result.findings, result.source))
+
+
+def _prepare(
+    job: Job, project: Project, cache: ResultCache | None, prefilter: bool
+) -> Outcome | _Pending:
+    """Everything the parent does before fixing: read, resolve, ask the cache."""
     candidate = job.candidate
     name = candidate.name
     stdin = candidate.path is None
@@ -79,78 +146,103 @@ def process(job: Job, project: Project) -> Outcome:
     except OSError as exc:
         return Outcome(name, "error", f"cannot read: {describe_os_error(exc)}")
     assert data is not None
-
-    def failed(reason: str, **more: Any) -> Outcome:
-        # Standard input is echoed unchanged, so a pipe never loses the text.
-        echo = data if stdin and job.write else None
-        return Outcome(name, "error", reason, output=echo, **more)
-
+    echo = data if stdin and job.write else None  # a pipe never loses the text
     if candidate.path is not None and not looks_like_revision(data):
         return Outcome(name, "skipped")
     try:
-        decoded = decode(data)
+        decode(data)
     except UnicodeDecodeError as exc:
-        return failed(describe_decode_error(exc))
+        return Outcome(name, "error", describe_decode_error(exc), output=echo)
     try:
         resolved = project.resolve(candidate.path)
     except SettingsError as exc:
-        return failed(str(exc))
-    try:
-        result = fix_source(decoded.text, resolved.options)
-    except cst.ParserSyntaxError as exc:
-        return failed(describe_parse_error(decoded.text, name, exc))
-    except Exception as exc:
-        details = "".join(traceback.format_exception(exc)).rstrip()
-        return failed(f"internal error, file left as it was; please report:\n{details}")
+        return Outcome(name, "error", str(exc), output=echo)
+    work = _Work(name, data, resolved.options, prefilter)
+    key = cache.key(data, resolved.options) if cache is not None else None
+    pending = _Pending(job, work, resolved.warnings, key)
+    if cache is not None and key is not None:
+        entry = cache.get(key)
+        if entry is not None:
+            return _finish(pending, _Fixed(entry), None)
+    return pending
 
-    more: dict[str, Any] = {"findings": result.findings, "warnings": resolved.warnings}
-    fixed = encode(result.source, decoded.bom)
-    if fixed == data:
-        return Outcome(name, "unchanged", output=data if stdin and job.write else None, **more)
-    try:
-        compile(result.source, name, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError) as exc:
-        return failed(
-            f"internal error, file left as it was; please report: the fixed code does not "
-            f"parse ({exc})",
-            **more,
-        )
-    diff = unified_diff(name, decoded.text, result.source) if job.diff else None
-    if job.write and candidate.path is not None:
+
+def _finish(pending: _Pending, fixed: _Fixed, cache: ResultCache | None) -> Outcome:
+    """The outcome of a fixed file: cached, diffed, written, echoed."""
+    job, work = pending.job, pending.work
+    name, data = work.name, work.data
+    stdin = job.candidate.path is None
+    echo = data if stdin and job.write else None
+    more: dict[str, Any] = {"warnings": pending.warnings}
+    if fixed.entry is None:
+        return Outcome(name, "error", fixed.error, findings=fixed.findings, output=echo, **more)
+    entry = fixed.entry
+    if cache is not None and pending.key is not None:
+        cache.put(pending.key, entry)
+    more["findings"] = entry.findings
+    if entry.source is None:
+        return Outcome(name, "unchanged", output=echo, **more)
+    decoded = decode(data)
+    result = encode(entry.source, decoded.bom)
+    diff = unified_diff(name, decoded.text, entry.source) if job.diff else None
+    if job.write and job.candidate.path is not None:
         try:
-            write_atomic(candidate.path, fixed)
+            write_atomic(job.candidate.path, result)
         except OSError as exc:
-            return failed(f"cannot write: {describe_os_error(exc)}", **more)
-    output = fixed if stdin and job.write else None
+            return Outcome(name, "error", f"cannot write: {describe_os_error(exc)}",
+                           output=echo, **more)
+    output = result if stdin and job.write else None
     return Outcome(name, "changed", diff=diff, output=output, **more)
 
 
-_worker_project: Project | None = None
+def process(
+    job: Job, project: Project, cache: ResultCache | None = None, prefilter: bool = True
+) -> Outcome:
+    """One job, in this process."""
+    prepared = _prepare(job, project, cache, prefilter)
+    if isinstance(prepared, Outcome):
+        return prepared
+    return _finish(prepared, fix_file(prepared.work), cache)
 
 
-def _start_worker(spec: ProjectSpec) -> None:
-    global _worker_project
-    _worker_project = spec.build()
-
-
-def _process_in_worker(job: Job) -> Outcome:
-    assert _worker_project is not None
-    return process(job, _worker_project)
-
-
-def run(jobs: Sequence[Job], spec: ProjectSpec, processes: int = 1) -> Iterator[Outcome]:
-    """Each job's outcome, in the order of ``jobs``. ``processes`` > 1 uses a process pool;
-    0 means one process per CPU. Raises ``SettingsError`` at once for bad command-line
-    settings, before any file is read."""
+def run(
+    jobs: Sequence[Job],
+    spec: ProjectSpec,
+    processes: int = 1,
+    *,
+    cache: ResultCache | None = None,
+    prefilter: bool = True,
+) -> Iterator[Outcome]:
+    """Each job's outcome, in the order of ``jobs``. ``processes`` > 1 fixes the files the
+    cache cannot answer for in a process pool; 0 means one process per CPU. Raises
+    ``SettingsError`` at once for bad command-line settings, before any file is read.
+    ``prefilter=False`` parses every file (the corpus test proves both give the same)."""
     project = spec.build()
     if processes == 0:
         processes = os.cpu_count() or 1
-    processes = min(processes, len(jobs))
+    if processes <= 1 or len(jobs) <= 1:
+        return (process(job, project, cache, prefilter) for job in jobs)
+    return _in_pool(jobs, project, processes, cache, prefilter)
+
+
+def _in_pool(
+    jobs: Sequence[Job],
+    project: Project,
+    processes: int,
+    cache: ResultCache | None,
+    prefilter: bool,
+) -> Iterator[Outcome]:
+    prepared = [_prepare(job, project, cache, prefilter) for job in jobs]
+    pending = [p for p in prepared if isinstance(p, _Pending)]
+    processes = min(processes, len(pending))
     if processes <= 1:
-        return (process(job, project) for job in jobs)
-    return _in_pool(jobs, spec, processes)
-
-
-def _in_pool(jobs: Sequence[Job], spec: ProjectSpec, processes: int) -> Iterator[Outcome]:
-    with ProcessPoolExecutor(processes, initializer=_start_worker, initargs=(spec,)) as pool:
-        yield from pool.map(_process_in_worker, jobs, chunksize=max(1, len(jobs) // 64))
+        for item in prepared:
+            yield item if isinstance(item, Outcome) else _finish(item, fix_file(item.work), cache)
+        return
+    with ProcessPoolExecutor(processes) as pool:
+        # Small chunks: most files are answered by the pre-filter in microseconds, while the
+        # few that hold findings take a parse each.
+        chunk = max(1, len(pending) // (processes * 16))
+        fixed = pool.map(fix_file, [p.work for p in pending], chunksize=chunk)
+        for item in prepared:
+            yield item if isinstance(item, Outcome) else _finish(item, next(fixed), cache)

@@ -1,0 +1,150 @@
+"""What earlier runs found, so that an unchanged tree is checked at the cost of reading it.
+
+An entry is keyed by the SHA-256 of: the file's bytes, its resolved ``Options`` (settings,
+dialect, naming: whatever the per-path settings, the models' naming convention and git made of
+them), and the code that computed it (migrafix's version and the hash of its own source files,
+the versions of Python, libcst, black, Alembic and SQLAlchemy). Any change to one of those is a
+different key: entries are never invalidated, only no longer asked for.
+
+An entry holds the findings and, when the file changes, the fixed text; a file that could not
+be processed is never cached. The folder is ``$MIGRAFIX_CACHE_DIR``, else
+``$XDG_CACHE_HOME/migrafix``, else ``~/.cache/migrafix``; deleting it is always safe. Each entry
+is its own file, written to a temporary name and renamed into place, so concurrent runs never
+see half an entry. A cache that cannot be read or written is no cache, never an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from migrafix.codemod.api import FileFinding, Options
+from migrafix.settings import Settings
+
+__all__ = ["CACHE_ENV", "Entry", "ResultCache", "default_directory"]
+
+CACHE_ENV = "MIGRAFIX_CACHE_DIR"
+_FORMAT = "v1"
+_DEPENDENCIES = ("libcst", "black", "alembic", "sqlalchemy")
+
+
+def default_directory() -> Path:
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "migrafix"
+
+
+@dataclass(frozen=True)
+class Entry:
+    findings: tuple[FileFinding, ...]
+    source: str | None  # the fixed text; None when the file stays as it is
+
+
+class ResultCache:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = (directory or default_directory()) / _FORMAT
+        self._code = _code_fingerprint()
+        self._writable = True
+        # Settings objects are shared by every file of a folder: their fingerprint is computed
+        # once each. The key holds the object too, so its id() cannot be reused by another.
+        self._fingerprints: dict[tuple[int, str, str], tuple[Settings, bytes]] = {}
+
+    def key(self, data: bytes, options: Options) -> str:
+        digest = hashlib.sha256(self._code)
+        digest.update(self._options_fingerprint(options))
+        digest.update(b"\0")
+        digest.update(data)
+        return digest.hexdigest()
+
+    def _options_fingerprint(self, options: Options) -> bytes:
+        memo = (id(options.settings), options.dialect, options.naming)
+        known = self._fingerprints.get(memo)
+        if known is None or known[0] is not options.settings:
+            known = (options.settings, _options_fingerprint(options))
+            self._fingerprints[memo] = known
+        return known[1]
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / key[2:]
+
+    def get(self, key: str) -> Entry | None:
+        try:
+            raw = json.loads(self._path(key).read_bytes())
+            findings = tuple(FileFinding(str(r), int(li), int(c), str(m), bool(f))
+                             for r, li, c, m, f in raw["findings"])
+            source = raw["source"]
+            if source is not None and not isinstance(source, str):
+                return None
+            return Entry(findings, source)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # not there, or not readable as ours: a miss
+
+    def put(self, key: str, entry: Entry) -> None:
+        if not self._writable:
+            return
+        path = self._path(key)
+        data = json.dumps({
+            "findings": [dataclasses.astuple(f) for f in entry.findings],
+            "source": entry.source,
+        }, ensure_ascii=False).encode("utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+            try:
+                with os.fdopen(descriptor, "wb") as fh:
+                    fh.write(data)
+                os.replace(temporary, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        except OSError:
+            self._writable = False  # a read-only or full disk: run on without the cache
+
+
+def _options_fingerprint(options: Options) -> bytes:
+    return json.dumps(dataclasses.asdict(options), sort_keys=True, default=_plain).encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(map(str, value))
+    return repr(value)
+
+
+_code_hash: bytes | None = None
+
+
+def _code_fingerprint() -> bytes:
+    """What computed an entry: migrafix's own source files and the versions of what it uses.
+    The source is hashed (not its version alone) so that a development checkout never reads
+    results of code it no longer has."""
+    global _code_hash
+    if _code_hash is None:
+        import migrafix
+
+        digest = hashlib.sha256(f"{migrafix.__version__}\0{sys.version}\0".encode())
+        for name in _DEPENDENCIES:
+            try:
+                version = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                version = "?"
+            digest.update(f"{name}={version}\0".encode())
+        package = Path(migrafix.__file__).parent
+        for path in sorted(package.rglob("*.py")):
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+        _code_hash = digest.digest()
+    return _code_hash
