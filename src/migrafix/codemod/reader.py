@@ -47,6 +47,7 @@ class ReadFunction:
     statement_of: dict[int, cst.BaseStatement] = field(default_factory=dict)  # id(op) -> stmt
     call_of: dict[int, cst.Call] = field(default_factory=dict)  # id(op) -> its call
     batch_of: dict[int, cst.With] = field(default_factory=dict)  # id(ModifyTableOps) -> with
+    group_of: dict[int, ops.ModifyTableOps] = field(default_factory=dict)  # op in a batch block
     arguments_of: dict[int, list[tuple[cst.Arg, Any]]] = field(default_factory=dict)
     # The maps above are keyed by id(): every op read is kept alive here for as long as they
     # are used, or a new op (a rule's) could be born at a dead op's address and be taken
@@ -257,6 +258,8 @@ class _FunctionReader:
             else:
                 inner.append(self._opaque(child, "not an op call"))
         group = ops.ModifyTableOps(table, inner, schema=schema)
+        for op in inner:
+            self.result.group_of[id(op)] = group
         self.result.batch_of[id(group)] = statement
         self.result.statement_of[id(group)] = statement
         self.result.alive.append(group)

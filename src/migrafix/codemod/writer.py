@@ -50,6 +50,7 @@ class FunctionWriter:
         self._headers_used: set[int] = set()  # batch headers already written once
         self.markers: list[cst.EmptyLine] = []  # Alembic's marker lines found in moved code
         self.carried: set[int] = set()  # statements whose comments a replacement took over
+        self.pending_lines: list[cst.EmptyLine] = []  # a vanished statement's comment lines
 
     def write(self) -> cst.FunctionDef:
         function = self.read.function
@@ -73,8 +74,9 @@ class FunctionWriter:
         body = function.body
         assert isinstance(body, cst.IndentedBlock)
         footer = list(body.footer)
-        if self.pending_comments:
-            footer = [_comment_line(c) for c in self.pending_comments] + footer
+        if self.pending_comments or self.pending_lines:
+            footer = [*self.pending_lines, *(_comment_line(c) for c in self.pending_comments),
+                      *footer]
         return function.with_changes(body=body.with_changes(body=statements, footer=footer))
 
     # --- top level ------------------------------------------------------------------------
@@ -102,6 +104,11 @@ class FunctionWriter:
             inner += self._leaf(op, receiver=alias, batch=True)
         inner = _without_markers(inner, self.markers)
         if not inner:
+            if id(origin) not in self._headers_used:  # what was written above it stays
+                self._headers_used.add(id(origin))
+                self.pending_lines += [line for line in batch.leading_lines
+                                       if not _is_marker(line)]
+                self.markers += [line for line in batch.leading_lines if _is_marker(line)]
             return []
         first_use = id(origin) not in self._headers_used
         self._headers_used.add(id(origin))
@@ -119,6 +126,13 @@ class FunctionWriter:
 
     def _autocommit(self, block: AutocommitBlockOp) -> list[cst.BaseStatement]:
         original = self.read.statement_of.get(id(block))
+        for op in block.ops:  # comments above a batch block this block emptied come along
+            group = self.read.group_of.get(id(origin_of(op)))
+            if group is not None and not group.ops and id(group) not in self._headers_used:
+                self._headers_used.add(id(group))
+                lines = self.read.batch_of[id(group)].leading_lines
+                self.pending_lines += [line for line in lines if not _is_marker(line)]
+                self.markers += [line for line in lines if _is_marker(line)]
         inner: list[cst.BaseStatement] = []
         for op in block.ops:
             inner += self._leaf(op, receiver=self.style.op_name)
@@ -214,10 +228,11 @@ class FunctionWriter:
         return cst.parse_module(formatted).body
 
     def _with_comments(self, statement: cst.BaseStatement) -> cst.BaseStatement:
-        if not self.pending_comments:
+        if not self.pending_comments and not self.pending_lines:
             return statement
-        comments = [_comment_line(c) for c in self.pending_comments]
+        comments = [*self.pending_lines, *(_comment_line(c) for c in self.pending_comments)]
         self.pending_comments = []
+        self.pending_lines = []
         leading = list(getattr(statement, "leading_lines", ()))
         return statement.with_changes(leading_lines=[*leading, *comments])
 

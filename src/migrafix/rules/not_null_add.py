@@ -49,6 +49,8 @@ class NotNullAdd(Rule):
             emptied: set[str] = set()
             for op in list(tree.top):
                 emptied |= _emptied_table(op)
+                if isinstance(op, ops.RenameTableOp) and op.table_name in emptied:
+                    emptied.add(op.new_table_name)  # still empty under its new name
                 if not isinstance(op, ops.ModifyTableOps):
                     continue
                 group = op
