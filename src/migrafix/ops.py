@@ -15,7 +15,7 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.autogenerate.render import render_op
 from alembic.operations import ops
 
-__all__ = ["AutocommitBlockOp", "BackfillOp", "CommentOp"]
+__all__ = ["AutocommitBlockOp", "BackfillOp", "CommentOp", "wrap_comment"]
 
 
 class CommentOp(ops.MigrateOperation):
@@ -76,7 +76,7 @@ class AutocommitBlockOp(ops.MigrateOperation):
 
 @renderers.dispatch_for(CommentOp)
 def _render_comment(autogen_context: AutogenContext, op: CommentOp) -> list[str]:
-    return [f"# {line}" if line else "#" for line in _wrapped(op.lines)]
+    return [f"# {line}" if line else "#" for line in wrap_comment(op.lines)]
 
 
 @renderers.dispatch_for(ops.RenameTableOp)
@@ -88,7 +88,7 @@ def _render_rename_table(autogen_context: AutogenContext, op: ops.RenameTableOp)
 
 @renderers.dispatch_for(AutocommitBlockOp)
 def _render_autocommit_block(autogen_context: AutogenContext, op: AutocommitBlockOp) -> list[str]:
-    lines = [f"# {line}" for line in _wrapped(op.comment)]
+    lines = [f"# {line}" for line in wrap_comment(op.comment)]
     lines.append("with op.get_context().autocommit_block():")
     for inner in op.ops:
         lines.extend(render_op(autogen_context, inner))
@@ -96,7 +96,7 @@ def _render_autocommit_block(autogen_context: AutogenContext, op: AutocommitBloc
     return lines
 
 
-def _wrapped(lines: Sequence[str], width: int = 88) -> list[str]:
+def wrap_comment(lines: Sequence[str], width: int = 88) -> list[str]:
     """Comment text folded to a width a reviewer reads without scrolling; code lines (which
     the reader may copy) are never folded."""
     folded: list[str] = []

@@ -23,7 +23,7 @@ from alembic.runtime.migration import MigrationContext
 
 from migrafix.codemod.reader import OpaqueOp, ReadFunction
 from migrafix.engine import HiddenOp
-from migrafix.ops import AutocommitBlockOp, CommentOp
+from migrafix.ops import AutocommitBlockOp, CommentOp, wrap_comment
 from migrafix.revision import origin_of
 from migrafix.rules.unnamed_constraint import same_item
 
@@ -42,19 +42,22 @@ class Style:
 
 
 class FunctionWriter:
-    def __init__(self, read: ReadFunction, snapshot: Any, style: Style) -> None:
+    def __init__(self, read: ReadFunction, before: list[object], style: Style) -> None:
         self.read = read
-        self.snapshot = snapshot
+        self.before = before  # snapshot() of the trees before the rules ran
+        self.original_groups = {entry[0]: list(entry[1]) for entry in before
+                                if isinstance(entry, tuple)}
         self.style = style
         self.pending_comments: list[str] = []
         self._headers_used: set[int] = set()  # batch headers already written once
         self.markers: list[cst.EmptyLine] = []  # Alembic's marker lines found in moved code
         self.carried: set[int] = set()  # statements whose comments a replacement took over
         self.pending_lines: list[cst.EmptyLine] = []  # a vanished statement's comment lines
+        self._autogen: AutogenContext | None = None
 
     def write(self) -> cst.FunctionDef:
         function = self.read.function
-        if _structure(self.read.container) == self.snapshot:
+        if snapshot(self.read.container) == self.before:
             return function  # nothing moved, nothing new: not a byte changes
         statements: list[cst.BaseStatement] = []
         for op in self.read.container.ops:
@@ -96,7 +99,7 @@ class FunctionWriter:
             for op in group.ops:
                 out += self._leaf(op, receiver=self.style.op_name)
             return out
-        if group is origin and _ops_ids(group) == self._original_ids(group):
+        if group is origin and _ops_ids(group) == self.original_groups.get(id(group)):
             return [self._with_comments(batch)]
         alias = batch.items[0].asname.name.value  # type: ignore[union-attr]
         inner: list[cst.BaseStatement] = []
@@ -104,11 +107,7 @@ class FunctionWriter:
             inner += self._leaf(op, receiver=alias, batch=True)
         inner = _without_markers(inner, self.markers)
         if not inner:
-            if id(origin) not in self._headers_used:  # what was written above it stays
-                self._headers_used.add(id(origin))
-                self.pending_lines += [line for line in batch.leading_lines
-                                       if not _is_marker(line)]
-                self.markers += [line for line in batch.leading_lines if _is_marker(line)]
+            self._adopt_comments_of(origin)
             return []
         first_use = id(origin) not in self._headers_used
         self._headers_used.add(id(origin))
@@ -118,26 +117,27 @@ class FunctionWriter:
         )
         return [self._with_comments(new_with)]
 
-    def _original_ids(self, group: ops.ModifyTableOps) -> list[int]:
-        for entry in self.snapshot:
-            if isinstance(entry, tuple) and entry[0] == id(group):
-                return list(entry[1])
-        return []
+    def _adopt_comments_of(self, group: ops.MigrateOperation) -> None:
+        """A batch block written as nothing (its ops moved or went): the comments above it go
+        on the next statement written, Alembic's marker to the top. Once per block."""
+        if id(group) in self._headers_used:
+            return
+        self._headers_used.add(id(group))
+        lines = self.read.batch_of[id(group)].leading_lines
+        self.pending_lines += [line for line in lines if not _is_marker(line)]
+        self.markers += [line for line in lines if _is_marker(line)]
 
     def _autocommit(self, block: AutocommitBlockOp) -> list[cst.BaseStatement]:
         original = self.read.statement_of.get(id(block))
         for op in block.ops:  # comments above a batch block this block emptied come along
             group = self.read.group_of.get(id(origin_of(op)))
-            if group is not None and not group.ops and id(group) not in self._headers_used:
-                self._headers_used.add(id(group))
-                lines = self.read.batch_of[id(group)].leading_lines
-                self.pending_lines += [line for line in lines if not _is_marker(line)]
-                self.markers += [line for line in lines if _is_marker(line)]
+            if group is not None and not group.ops:
+                self._adopt_comments_of(group)
         inner: list[cst.BaseStatement] = []
         for op in block.ops:
             inner += self._leaf(op, receiver=self.style.op_name)
         inner = _without_markers(inner, self.markers)
-        self.pending_comments += list(_wrapped_comment(block.comment))
+        self.pending_comments += wrap_comment(block.comment)
         if isinstance(original, cst.With):
             return [self._with_comments(original.with_changes(
                 body=original.body.with_changes(body=inner)))]
@@ -204,14 +204,7 @@ class FunctionWriter:
     def _rendered(
         self, op: ops.MigrateOperation, batch: bool, receiver: str
     ) -> Sequence[cst.BaseStatement]:
-        context = AutogenContext(
-            MigrationContext.configure(dialect_name=self.style.dialect),
-            opts={
-                "sqlalchemy_module_prefix": f"{self.style.sa_name}.",
-                "alembic_module_prefix": f"{self.style.op_name}.",
-                "user_module_prefix": None,
-            },
-        )
+        context = self._context()
         if batch:
             with context._within_batch():
                 lines = render_op(context, op)
@@ -226,6 +219,18 @@ class FunctionWriter:
         mode = black.Mode(string_normalization=self.style.double_quotes)
         formatted = black.format_str(code + "\n", mode=mode)
         return cst.parse_module(formatted).body
+
+    def _context(self) -> AutogenContext:
+        if self._autogen is None:
+            self._autogen = AutogenContext(
+                MigrationContext.configure(dialect_name=self.style.dialect),
+                opts={
+                    "sqlalchemy_module_prefix": f"{self.style.sa_name}.",
+                    "alembic_module_prefix": f"{self.style.op_name}.",
+                    "user_module_prefix": None,
+                },
+            )
+        return self._autogen
 
     def _with_comments(self, statement: cst.BaseStatement) -> cst.BaseStatement:
         if not self.pending_comments and not self.pending_lines:
@@ -282,18 +287,13 @@ def _comment_line(text: str) -> cst.EmptyLine:
     return cst.EmptyLine(comment=cst.Comment(f"# {text}" if text else "#"))
 
 
-def _wrapped_comment(lines: Sequence[str]) -> Sequence[str]:
-    from migrafix.ops import _wrapped
-
-    return _wrapped(lines)
-
-
 def _ops_ids(group: ops.ModifyTableOps) -> list[int]:
     return [id(op) for op in group.ops]
 
 
-def _structure(container: ops.OpContainer) -> list[object]:
-    """What the trees looked like: top level op ids, and each group's op ids."""
+def snapshot(container: ops.OpContainer) -> list[object]:
+    """The trees' shape: top level op ids, and each group's op ids. Taken before the rules
+    run; ``write`` compares it with the shape after."""
     shape: list[object] = []
     for op in container.ops:
         if isinstance(op, (ops.ModifyTableOps, AutocommitBlockOp)):
@@ -301,11 +301,6 @@ def _structure(container: ops.OpContainer) -> list[object]:
         else:
             shape.append(id(op))
     return shape
-
-
-def snapshot(container: ops.OpContainer) -> list[object]:
-    """Taken before the rules run; ``write`` compares it with the trees after."""
-    return _structure(container)
 
 
 # --- surgical edits ---------------------------------------------------------------------------
