@@ -38,8 +38,6 @@ def fix_source(source: str, options: Options) -> FileResult:
     """The fixed source and what was found. Raises ``libcst.ParserSyntaxError`` for a file
     that does not parse."""
     module = cst.parse_module(source)
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)  # keep node identity
-    positions = wrapper.resolve(PositionProvider)
     read = read_revision(module)
     if read.upgrade is None or read.downgrade is None:
         return FileResult(source, ())
@@ -83,6 +81,12 @@ def fix_source(source: str, options: Options) -> FileResult:
     if new_module is not module and style.imports:
         new_module = _with_imports(new_module, style.imports)
 
+    # Positions cost a pass over the whole module: only for a file with something to report.
+    positions: Mapping[cst.CSTNode, CodeRange] = {}
+    if findings or any(isinstance(op, AutocommitBlockOp) for _, f in _functions(read)
+                       for op in f.container.ops):
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)  # keep node identity
+        positions = wrapper.resolve(PositionProvider)
     file_findings = [_located(f, read, positions) for f in findings]
     if settings.rule_enabled("concurrent-index"):
         silenced = {id(op) for op, rules in suppressed
@@ -175,9 +179,12 @@ def _file_ignores(module: cst.Module) -> set[str]:
 
 def _statement_ignores(read: ReadRevision) -> list[tuple[ops.MigrateOperation, set[str]]]:
     """``# migrafix: ignore[rule]`` on a statement's line or on the comment lines above it."""
-    found = []
+    found: list[tuple[ops.MigrateOperation, set[str]]] = []
     module = read.module
+    if "migrafix:" not in module.code:  # no comment to read: skip rendering every statement
+        return found
     for _, function in _functions(read):
+        op_by_id = {id(op): op for op in _all_ops(function.container)}
         for op_id, statement in function.statement_of.items():
             comments = [line.comment.value for line in getattr(statement, "leading_lines", ())
                         if line.comment is not None]
@@ -194,10 +201,8 @@ def _statement_ignores(read: ReadRevision) -> list[tuple[ops.MigrateOperation, s
                 for match in _IGNORE.finditer(comment):
                     if not match.group(1):
                         rules |= _rules_in(match)
-            if rules:
-                op = next((o for o in _all_ops(function.container) if id(o) == op_id), None)
-                if op is not None:
-                    found.append((op, rules))
+            if rules and op_id in op_by_id:
+                found.append((op_by_id[op_id], rules))
     return _with_twins(read, found)
 
 
