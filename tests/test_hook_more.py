@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 from harness import AlembicProject, body_lines
+from render_examples import render
+
+from migrafix.rules import Example
 
 HEADER = "import sqlalchemy as sa\n\nmetadata = sa.MetaData()\n"
 EVENT_V1 = HEADER + """
@@ -101,3 +104,30 @@ def test_backfill_from_sql_expression(tmp_path: Path, pg_url: str) -> None:
     project.alembic("downgrade", "0001")
     project.alembic("upgrade", "head")
     assert project.rows("SELECT slug FROM item ORDER BY id") == [("item-1",), ("item-2",)]
+
+
+def test_naming_convention_setting_replaces_migrafix_default(sqlite_url: str) -> None:
+    """`naming_convention` in [tool.migrafix] names what the project's models leave unnamed,
+    in upgrade and downgrade; kinds it does not cover keep migrafix's default."""
+    before = HEADER + """
+invoice = sa.Table("invoice", metadata, sa.Column("id", sa.Integer, primary_key=True))
+order = sa.Table("order", metadata, sa.Column("id", sa.Integer, primary_key=True))
+"""
+    after = HEADER + """
+invoice = sa.Table("invoice", metadata, sa.Column("id", sa.Integer, primary_key=True))
+order = sa.Table(
+    "order", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("invoice_id", sa.Integer, sa.ForeignKey("invoice.id")),
+    sa.Column("code", sa.String(10), unique=True),
+)
+"""
+    settings = {"naming_convention": {"fk": "fk_%(table_name)s_%(referred_table_name)s"}}
+    example = Example("", before, after, "", "", "", settings=settings)
+    rendered = render(example, sqlite_url)
+    assert "op.create_foreign_key(op.f('fk_order_invoice'), 'order', 'invoice'" \
+        in rendered.fixed_upgrade
+    assert "op.create_unique_constraint(op.f('uq_order_code'), 'order', ['code'])" \
+        in rendered.fixed_upgrade
+    assert "op.drop_constraint(op.f('fk_order_invoice'), 'order', type_='foreignkey')" \
+        in rendered.fixed_downgrade
