@@ -3,6 +3,7 @@ does, and `check` does not import what it does not need."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -91,10 +92,16 @@ def test_a_warm_run_answers_as_a_cold_one(tmp_path: Path) -> None:
     warm = migrafix(tmp_path, cache, "check", *args)
     assert (warm.returncode, warm.stdout, warm.stderr) == (1, cold.stdout, cold.stderr)
 
-    diff = migrafix(tmp_path, cache, "rewrite", "--diff", *args)  # answered by the cache
+    # check stores the findings alone: rewrite computes the fixed text and completes the entry
+    (entry,) = entries(cache)
+    assert json.loads(entry.read_text())["complete"] is False
+    diff = migrafix(tmp_path, cache, "rewrite", "--diff", *args)
     assert diff.returncode == 1 and diff.stdout.startswith("--- versions/a1.py")
     assert diff.stdout == migrafix(tmp_path, tmp_path / "other", "rewrite", "--diff",
                                    *args).stdout
+    assert entries(cache) == [entry] and json.loads(entry.read_text())["complete"] is True
+    again = migrafix(tmp_path, cache, "check", *args)  # a complete entry answers check too
+    assert (again.returncode, again.stdout, again.stderr) == (1, cold.stdout, cold.stderr)
 
     done = migrafix(tmp_path, cache, "rewrite", *args)  # written from the cache's entry
     assert done.returncode == 1
@@ -117,6 +124,20 @@ def test_check_starts_without_sqlalchemy_alembic_libcst_or_black() -> None:
     """`migrafix check` answered by its cache imports none of them (0.1 s instead of 0.8 s)."""
     code = ("import sys, migrafix.cli, migrafix.codemod.runner\n"
             "print(sorted(m for m in ('sqlalchemy', 'alembic', 'libcst', 'black')"
+            " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_check_of_a_file_with_findings_imports_neither_black_nor_libcst_codemod() -> None:
+    """`check` does not write: the writer's black and the imports pass's libcst.codemod (half a
+    second of imports between them) are for `rewrite`."""
+    code = ("import sys\n"
+            "from migrafix.codemod import Options, check_source\n"
+            f"found = check_source(open({str(FIXTURE / 'before.py')!r}).read(), Options())\n"
+            "assert found, 'the fixture has findings'\n"
+            "print(sorted(m for m in ('black', 'libcst.codemod', 'libcst.matchers')"
             " if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)

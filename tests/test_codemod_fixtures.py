@@ -1,6 +1,7 @@
 """The codemod on before/after pairs under fixtures/codemod/: each folder holds a revision
 file (before.py), the options it is rewritten with (case.toml), the rewritten file (after.py)
-and what `check` reports (findings.txt). MIGRAFIX_UPDATE_GOLDEN=1 rewrites the expectations,
+and what `check` reports (findings.txt), which `check_source` finds too, without writing.
+MIGRAFIX_UPDATE_GOLDEN=1 rewrites the expectations,
 to be reviewed in the diff."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from migrafix.codemod import Options, fix_source
+from migrafix.codemod import Options, check_source, fix_source
 from migrafix.settings import Settings
 
 CASES = Path(__file__).resolve().parent.parent / "fixtures" / "codemod"
@@ -44,6 +45,7 @@ def test_case(case: Path) -> None:
     )
     assert result.source == golden(case / "after.py", result.source)
     assert findings == golden(case / "findings.txt", findings)
+    assert check_source(before, options) == result.findings
     compile(result.source, str(case / "after.py"), "exec")
     again = fix_source(result.source, options)
     assert again.source == result.source  # idempotent

@@ -7,6 +7,9 @@ once more with `concurrent_indexes = "always"`, goes through `fix_source`:
 - every changed output parses (libcst) and compiles (Python);
 - rewriting the output again changes nothing;
 - a file with no finding comes back byte for byte;
+- `check_source` (what `check` runs: no writer) finds exactly what `fix_source` finds, at the
+  same line and column, and every statement's position (codemod/positions.py, from `ast`) is
+  libcst's `PositionProvider`'s;
 - what no rule touched comes back byte for byte (see `untouched_problems`);
 - the pre-filter never skips a file that has a finding or a change, and each finding's rule
   has its own pre-filter condition true (so no rule leans on another's to be parsed).
@@ -40,7 +43,8 @@ import libcst as cst
 import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from migrafix.codemod import FileFinding, Options, fix_source
+from migrafix.codemod import FileFinding, Options, check_source, fix_source
+from migrafix.codemod.positions import StatementPositions
 from migrafix.codemod.prefilter import RULE_TESTS, _Code, may_have_findings
 from migrafix.settings import Settings
 
@@ -102,6 +106,11 @@ def analyse(task: Task) -> Record:
         record.error = traceback.format_exc()
         return record
     record.findings = result.findings
+    if check_source(text, options) != result.findings:
+        record.problems.append(f"check_source finds {check_source(text, options)}, "
+                               f"fix_source {result.findings}")
+    if result.findings:
+        record.problems += position_problems(text)
     code = _Code(task.data)
     for finding in result.findings:
         seen = RULE_TESTS[finding.rule](code, options.settings, options.dialect)
@@ -125,6 +134,17 @@ def analyse(task: Task) -> Record:
     lines = {f.line for f in result.findings}
     record.problems += untouched_problems(text, result.source, lines)
     return record
+
+
+def position_problems(text: str) -> list[str]:
+    module = cst.parse_module(text)
+    exact = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    positions = StatementPositions(text, module)
+    return [f"{type(node).__name__} at {positions.start(node)}, PositionProvider says "
+            f"{(where.start.line, where.start.column + 1)}"
+            for node, where in exact.items()
+            if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+            and positions.start(node) not in (None, (where.start.line, where.start.column + 1))]
 
 
 # --- what no rule touched ---------------------------------------------------------------------

@@ -186,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
     jobs: list[Job] = []
     for candidate in discover(args.paths):
         data = sys.stdin.buffer.read() if candidate.path is None else None
-        jobs.append(Job(candidate, write=write, diff=diff, data=data))
+        jobs.append(Job(candidate, write=write, diff=diff, data=data, fix=rewriting))
     cache = None if args.no_cache else ResultCache()
     outcomes = run(jobs, spec, args.jobs, cache=cache)
     if rewriting:

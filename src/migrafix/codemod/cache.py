@@ -6,8 +6,9 @@ them), and the code that computed it (migrafix's version and the hash of its own
 the versions of Python, libcst, black, Alembic and SQLAlchemy). Any change to one of those is a
 different key: entries are never invalidated, only no longer asked for.
 
-An entry holds the findings and, when the file changes, the fixed text; a file that could not
-be processed is never cached. The folder is ``$MIGRAFIX_CACHE_DIR``, else
+An entry holds the findings and, when the file changes, the fixed text (unless ``check``
+computed it: findings only, which ``rewrite`` does not take); a file that could not be
+processed is never cached. The folder is ``$MIGRAFIX_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/migrafix``, else ``~/.cache/migrafix``; deleting it is always safe. Each entry
 is its own file, written to a temporary name and renamed into place, so concurrent runs never
 see half an entry. A cache that cannot be read or written is no cache, never an error.
@@ -50,6 +51,8 @@ def default_directory() -> Path:
 class Entry:
     findings: tuple[FileFinding, ...]
     source: str | None  # the fixed text; None when the file stays as it is
+    # False: the findings alone (what `check` computes); `rewrite` computes the entry again.
+    complete: bool = True
 
 
 class ResultCache:
@@ -87,7 +90,7 @@ class ResultCache:
             source = raw["source"]
             if source is not None and not isinstance(source, str):
                 return None
-            return Entry(findings, source)
+            return Entry(findings, source, bool(raw.get("complete", True)))
         except (OSError, ValueError, KeyError, TypeError):
             return None  # not there, or not readable as ours: a miss
 
@@ -98,6 +101,7 @@ class ResultCache:
         data = json.dumps({
             "findings": [dataclasses.astuple(f) for f in entry.findings],
             "source": entry.source,
+            "complete": entry.complete,
         }, ensure_ascii=False).encode("utf-8")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

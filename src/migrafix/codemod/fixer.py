@@ -15,19 +15,16 @@ from typing import TypeVar
 import libcst as cst
 import sqlalchemy as sa
 from alembic.operations import ops
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from migrafix.codemod.api import FileFinding, FileResult, Options
+from migrafix.codemod.positions import StatementPositions
 from migrafix.codemod.reader import OpaqueOp, ReadFunction, ReadRevision, read_revision
-from migrafix.codemod.writer import FunctionWriter, Style, snapshot
 from migrafix.engine import fix_revision
 from migrafix.ops import AutocommitBlockOp
 from migrafix.revision import origin_of
 from migrafix.rules import RULES_BY_NAME, Finding, RuleContext
 
-__all__ = ["fix_source"]
+__all__ = ["check_source", "fix_source"]
 
 _Op = TypeVar("_Op", bound=ops.MigrateOperation)
 
@@ -37,12 +34,22 @@ _IGNORE = re.compile(r"#\s*migrafix:\s*ignore(-file)?(?:\[([\w\-, ]+)\])?")
 def fix_source(source: str, options: Options) -> FileResult:
     """The fixed source and what was found. Raises ``libcst.ParserSyntaxError`` for a file
     that does not parse."""
+    return _process(source, options, write=True)
+
+
+def check_source(source: str, options: Options) -> tuple[FileFinding, ...]:
+    """What ``fix_source`` would find, without writing the fixed code: what ``check`` needs.
+    Raises ``libcst.ParserSyntaxError`` for a file that does not parse."""
+    return _process(source, options, write=False).findings
+
+
+def _process(source: str, options: Options, write: bool) -> FileResult:
     module = cst.parse_module(source)
     read = read_revision(module)
     if read.upgrade is None or read.downgrade is None:
         return FileResult(source, ())
 
-    file_ignored = _file_ignores(module)
+    file_ignored = _file_ignores(source)
     if "*" in file_ignored:
         return FileResult(source, ())
     settings = options.settings
@@ -60,41 +67,55 @@ def fix_source(source: str, options: Options) -> FileResult:
         rerun="run `migrafix rewrite`",
         report_unmatched_renames=False,
     )
-    before = {name: snapshot(f.container) for name, f in _functions(read)}
-    suppressed = _statement_ignores(read)
+    before = {}
+    if write:  # the writer (and black) are imported only when something may be written
+        from migrafix.codemod.writer import snapshot
+
+        before = {name: snapshot(f.container) for name, f in _functions(read)}
+    suppressed = _statement_ignores(read, source)
     findings = fix_revision(
         read.upgrade.container, read.downgrade.container, context,
         hidden=lambda rule: [op for op, rules in suppressed if rule in rules or "*" in rules],
     )
+    new_source = _written(source, read, before, options) if write else source
 
-    style = Style(read.op_name, read.sa_name or "sa", _prefers_double_quotes(module),
-                  options.dialect)
-    rewritten = {}
-    for name, function in _functions(read):
-        written = FunctionWriter(function, before[name], style).write()
-        if written is not function.function:
-            rewritten[id(function.function)] = written
-    new_module = module
-    if rewritten:  # upgrade() and downgrade() are top level: swap them in place
-        new_module = module.with_changes(
-            body=[rewritten.get(id(statement), statement) for statement in module.body])
-    if new_module is not module and style.imports:
-        new_module = _with_imports(new_module, style.imports)
-
-    # Positions cost a pass over the whole module: only for a file with something to report.
-    positions: Mapping[cst.CSTNode, CodeRange] = {}
+    # Positions cost a parse: only for a file with something to report.
+    positions = None
     if findings or any(isinstance(op, AutocommitBlockOp) for _, f in _functions(read)
                        for op in f.container.ops):
-        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)  # keep node identity
-        positions = wrapper.resolve(PositionProvider)
+        positions = StatementPositions(source, module)
     file_findings = [_located(f, read, positions) for f in findings]
     if settings.rule_enabled("concurrent-index"):
         silenced = {id(op) for op, rules in suppressed
                     if "concurrent-index" in rules or "*" in rules}
         file_findings += _autocommit_findings(read, positions, silenced)
     file_findings.sort(key=lambda f: (f.line, f.column, f.rule))
-    new_source = new_module.code if new_module is not module else source
     return FileResult(new_source, tuple(file_findings))
+
+
+def _written(
+    source: str, read: ReadRevision, before: Mapping[str, list[object]], options: Options
+) -> str:
+    """The module with each function the rules changed written back."""
+    from migrafix.codemod.writer import FunctionWriter, Style
+
+    module = read.module
+    style = Style(read.op_name, read.sa_name or "sa", _prefers_double_quotes(source),
+                  options.dialect)
+    rewritten = {}
+    for name, function in _functions(read):
+        written = FunctionWriter(function, before[name], style).write()
+        if written is not function.function:
+            rewritten[id(function.function)] = written
+    if not rewritten:
+        return source
+    # upgrade() and downgrade() are top level: swap them in place
+    new_module = module.with_changes(
+        body=[rewritten.get(id(statement), statement) for statement in module.body])
+    missing = {line for line in style.imports if not _already_imported(line, read.imported)}
+    if missing:
+        new_module = _with_imports(new_module, missing)
+    return new_module.code
 
 
 def _functions(read: ReadRevision) -> Iterator[tuple[str, ReadFunction]]:
@@ -169,19 +190,21 @@ def _rules_in(match: re.Match[str]) -> set[str]:
     return {n.strip() for n in names.split(",") if n.strip() in RULES_BY_NAME}
 
 
-def _file_ignores(module: cst.Module) -> set[str]:
+def _file_ignores(source: str) -> set[str]:
     rules: set[str] = set()
-    for match in _IGNORE.finditer(module.code):
+    for match in _IGNORE.finditer(source):
         if match.group(1):
             rules |= _rules_in(match)
     return rules
 
 
-def _statement_ignores(read: ReadRevision) -> list[tuple[ops.MigrateOperation, set[str]]]:
+def _statement_ignores(
+    read: ReadRevision, source: str
+) -> list[tuple[ops.MigrateOperation, set[str]]]:
     """``# migrafix: ignore[rule]`` on a statement's line or on the comment lines above it."""
     found: list[tuple[ops.MigrateOperation, set[str]]] = []
     module = read.module
-    if "migrafix:" not in module.code:  # no comment to read: skip rendering every statement
+    if "migrafix:" not in source:  # no comment to read: skip rendering every statement
         return found
     for _, function in _functions(read):
         op_by_id = {id(op): op for op in _all_ops(function.container)}
@@ -231,14 +254,13 @@ def _all_ops(container: ops.OpContainer) -> Iterator[ops.MigrateOperation]:
 # --- findings ---------------------------------------------------------------------------------
 
 
-def _located(finding: Finding, read: ReadRevision, positions: Mapping[cst.CSTNode, CodeRange]) \
+def _located(finding: Finding, read: ReadRevision, positions: StatementPositions | None) \
         -> FileFinding:
     line, column = 1, 1
     if finding.op is not None:
         statement = _statement_for(origin_of(finding.op), read)
-        if statement is not None and statement in positions:
-            start = positions[statement].start
-            line, column = start.line, start.column + 1
+        if statement is not None and positions is not None:
+            line, column = positions.start(statement) or (line, column)
     message = f"{finding.direction}: {finding.message}"
     if finding.hint:
         message += f" ({finding.hint})"
@@ -254,7 +276,7 @@ def _statement_for(op: ops.MigrateOperation, read: ReadRevision) -> cst.BaseStat
 
 
 def _autocommit_findings(
-    read: ReadRevision, positions: Mapping[cst.CSTNode, CodeRange], silenced: set[int]
+    read: ReadRevision, positions: StatementPositions | None, silenced: set[int]
 ) -> list[FileFinding]:
     """An autocommit block after other statements commits them: a failure inside it leaves
     them applied while alembic_version says otherwise. rewrite cannot split a file."""
@@ -268,9 +290,8 @@ def _autocommit_findings(
                         (function.statement_of.get(id(origin_of(inner))) for inner in op.ops
                          if id(origin_of(inner)) in function.statement_of), None)
                     line, column = (1, 1)
-                    if statement is not None and statement in positions:
-                        start = positions[statement].start
-                        line, column = start.line, start.column + 1
+                    if statement is not None and positions is not None:
+                        line, column = positions.start(statement) or (line, column)
                     found.append(FileFinding(
                         "concurrent-index", line, column,
                         f"{name}: autocommit_block() commits the {earlier} statement(s) before "
@@ -297,12 +318,12 @@ def _is_inert(op: ops.MigrateOperation) -> bool:
 # --- style and imports ------------------------------------------------------------------------
 
 
-def _prefers_double_quotes(module: cst.Module) -> bool:
+def _prefers_double_quotes(source: str) -> bool:
     """Whether the file's one-line string literals are mostly double-quoted (docstrings, which
     are triple-quoted whatever the style, do not count)."""
     singles = doubles = 0
     try:
-        for token in tokenize.generate_tokens(io.StringIO(module.code).readline):
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
             if token.type != tokenize.STRING:
                 continue
             body = token.string.lstrip("rbuRBUfF")
@@ -317,7 +338,25 @@ def _prefers_double_quotes(module: cst.Module) -> bool:
     return doubles > singles
 
 
+def _already_imported(line: str, imported: Mapping[str, str]) -> bool:
+    """Whether the module's top-level imports already bind what an import line binds."""
+    parsed = re.fullmatch(r"import ([\w.]+)(?: as (\w+))?", line)
+    if parsed:
+        path, local = parsed.group(1), parsed.group(2)
+        return imported.get(local or path.split(".")[0]) == (path if local else
+                                                                path.split(".")[0])
+    parsed = re.fullmatch(r"from ([\w.]+) import (\w+)(?: as (\w+))?", line)
+    if parsed:
+        base, name, local = parsed.groups()
+        return imported.get(local or name) == f"{base}.{name}"
+    return False
+
+
 def _with_imports(module: cst.Module, imports: set[str]) -> cst.Module:
+    # libcst.codemod imports libcst.matchers: a third of a second, for files that need it only
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import AddImportsVisitor
+
     context = CodemodContext()
     for line in sorted(imports):
         parsed = re.fullmatch(r"import ([\w.]+)(?: as (\w+))?", line)

@@ -62,6 +62,7 @@ class ReadRevision:
     downgrade: ReadFunction | None
     op_name: str  # what the file calls alembic's op ("op")
     sa_name: str | None  # what the file calls sqlalchemy ("sa"), if it imports it as a module
+    imported: Mapping[str, str] = field(default_factory=dict)  # top-level imports: name -> path
 
 
 class _Capture(Operations):
@@ -109,7 +110,7 @@ def read_revision(module: cst.Module) -> ReadRevision:
             reader = _FunctionReader(module, op_name, scope)
             functions[statement.name.value] = reader.read(statement)
     return ReadRevision(module, functions.get("upgrade"), functions.get("downgrade"),
-                        op_name, sa_name)
+                        op_name, sa_name, names)
 
 
 def _imported_names(module: cst.Module) -> dict[str, str]:

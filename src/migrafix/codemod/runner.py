@@ -41,7 +41,8 @@ from migrafix.settings import SettingsError
 
 __all__ = ["Job", "Outcome", "ProjectSpec", "fix_file", "process", "run"]
 
-Status = Literal["skipped", "unchanged", "changed", "error"]
+# "checked": the findings are known, the fixed text was not asked for (``Job.fix``).
+Status = Literal["skipped", "unchanged", "changed", "checked", "error"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Job:
     write: bool  # write a changed file (for standard input: print the result)
     diff: bool  # make a unified diff of the change
     data: bytes | None = None  # standard input's bytes, read by the parent process
+    # Compute the fixed text. ``check`` needs only the findings, which cost a fraction of it:
+    # no writer, no black, no imports pass.
+    fix: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class _Work:
     data: bytes
     options: Options
     prefilter: bool
+    fix: bool
 
 
 @dataclass(frozen=True)
@@ -104,12 +109,6 @@ class _Pending:
 
 def fix_file(work: _Work) -> _Fixed:
     """Fix one file's bytes (known to be UTF-8). Runs in worker processes."""
-    # Imported on first use: libcst, black, SQLAlchemy and Alembic cost more to import than
-    # a run answered by the cache and the pre-filter costs in all.
-    import libcst as cst
-
-    from migrafix.codemod.fixer import fix_source
-
     decoded = decode(work.data)
     if work.prefilter and not may_have_findings(work.data, work.options):
         try:
@@ -117,7 +116,15 @@ def fix_file(work: _Work) -> _Fixed:
             return _Fixed(Entry((), None))
         except (SyntaxError, ValueError):
             pass  # report it exactly as a file that went through the fixer
+    # Imported on first use: libcst, SQLAlchemy and Alembic cost more to import than a run
+    # answered by the cache and the pre-filter costs in all.
+    import libcst as cst
+
+    from migrafix.codemod.fixer import check_source, fix_source
+
     try:
+        if not work.fix:
+            return _Fixed(Entry(check_source(decoded.text, work.options), None, complete=False))
         result = fix_source(decoded.text, work.options)
     except cst.ParserSyntaxError as exc:
         return _Fixed(None, describe_parse_error(decoded.text, work.name, exc))
@@ -157,12 +164,12 @@ def _prepare(
         resolved = project.resolve(candidate.path)
     except SettingsError as exc:
         return Outcome(name, "error", str(exc), output=echo)
-    work = _Work(name, data, resolved.options, prefilter)
+    work = _Work(name, data, resolved.options, prefilter, job.fix)
     key = cache.key(data, resolved.options) if cache is not None else None
     pending = _Pending(job, work, resolved.warnings, key)
     if cache is not None and key is not None:
         entry = cache.get(key)
-        if entry is not None:
+        if entry is not None and (entry.complete or not job.fix):
             return _finish(pending, _Fixed(entry), None)
     return pending
 
@@ -180,6 +187,8 @@ def _finish(pending: _Pending, fixed: _Fixed, cache: ResultCache | None) -> Outc
     if cache is not None and pending.key is not None:
         cache.put(pending.key, entry)
     more["findings"] = entry.findings
+    if not entry.complete:
+        return Outcome(name, "checked", output=echo, **more)
     if entry.source is None:
         return Outcome(name, "unchanged", output=echo, **more)
     decoded = decode(data)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import black
 import libcst as cst
 import sqlalchemy as sa
 from alembic.autogenerate.api import AutogenContext
@@ -216,6 +215,8 @@ class FunctionWriter:
         self.style.imports |= set(context.imports)
         if f"{self.style.sa_name}." in code:
             self.style.imports.add(f"import sqlalchemy as {self.style.sa_name}")
+        import black  # a tenth of a second to import: only once something is rendered
+
         mode = black.Mode(string_normalization=self.style.double_quotes)
         formatted = black.format_str(code + "\n", mode=mode)
         return cst.parse_module(formatted).body
