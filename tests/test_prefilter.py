@@ -186,6 +186,10 @@ TRICKY = {
         def downgrade():
             op.drop_index("ix_t_a", table_name="t", postgresql_concurrently=True)
     ''',
+    "no downgrade()": '''
+        def upgrade():
+            op.add_column("t", sa.Column("x", sa.Integer(), nullable=False))
+    ''',
     "an autocommit block after a statement": '''
         def upgrade():
             op.execute("SELECT 1")
@@ -201,9 +205,13 @@ TRICKY = {
 @pytest.mark.parametrize("case", list(TRICKY))
 def test_a_file_with_a_finding_is_never_skipped(case: str) -> None:
     source = HEADER + textwrap.dedent(TRICKY[case])
-    options = Options(Settings(), "postgresql", "database")
-    assert fix_source(source, options).findings, "the case shows nothing: fix the test"
-    assert may_have_findings(source.encode(), options)
+    found = False
+    for naming in ("convention", "database"):  # a look-alike rename: only by convention
+        options = Options(Settings(), "postgresql", naming)  # type: ignore[arg-type]
+        if fix_source(source, options).findings:
+            found = True
+            assert may_have_findings(source.encode(), options), naming
+    assert found, "the case shows nothing: fix the test"
 
 
 def test_files_with_nothing_to_find_are_skipped() -> None:
@@ -223,6 +231,14 @@ def test_files_with_nothing_to_find_are_skipped() -> None:
     options = Options(Settings(), "postgresql", "database")
     assert fix_source(source, options).findings == ()
     assert not may_have_findings(source.encode(), options)
+    # Without upgrade() the fixer reads nothing; without downgrade() it reads the upgrade.
+    no_upgrade = HEADER + source[source.index("def downgrade"):] + textwrap.dedent('''
+        def later():
+            op.add_column("t", sa.Column("x", sa.Integer(), nullable=False))
+    ''')
+    assert fix_source(no_upgrade, options).findings == ()
+    assert not may_have_findings(no_upgrade.encode(), options)
     no_downgrade = source[: source.index("def downgrade")].replace("nullable=True",
                                                                    "nullable=False")
-    assert not may_have_findings(no_downgrade.encode(), options)
+    assert fix_source(no_downgrade, options).findings
+    assert may_have_findings(no_downgrade.encode(), options)

@@ -46,8 +46,11 @@ def check_source(source: str, options: Options) -> tuple[FileFinding, ...]:
 def _process(source: str, options: Options, write: bool) -> FileResult:
     module = cst.parse_module(source)
     read = read_revision(module)
-    if read.upgrade is None or read.downgrade is None:
+    if read.upgrade is None:
         return FileResult(source, ())
+    # A file without downgrade() (OpenStack's histories have none) is read all the same: every
+    # hazard but the unnamed drop is in the upgrade. Its downgrade is empty and stays unwritten.
+    downgrade = read.downgrade.container if read.downgrade is not None else ops.DowngradeOps([])
 
     file_ignored = _file_ignores(source)
     if "*" in file_ignored:
@@ -56,7 +59,8 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
     if file_ignored:
         settings = settings.merged({"ignore": [*settings.ignore, *file_ignored]}, "file comment")
 
-    _link_twins(read.upgrade, read.downgrade)
+    if read.downgrade is not None:
+        _link_twins(read.upgrade, read.downgrade)
     dialect = sa.dialects.registry.load(options.dialect)()
     context = RuleContext(
         settings=settings,
@@ -66,6 +70,7 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
         spell_option=lambda name, value: f"--{name} {value}",
         rerun="run `migrafix rewrite`",
         report_unmatched_renames=False,
+        flag_look_alikes=options.naming != "database",
     )
     before = {}
     if write:  # the writer (and black) are imported only when something may be written
@@ -74,7 +79,7 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
         before = {name: snapshot(f.container) for name, f in _functions(read)}
     suppressed = _statement_ignores(read, source)
     findings = fix_revision(
-        read.upgrade.container, read.downgrade.container, context,
+        read.upgrade.container, downgrade, context,
         hidden=lambda rule: [op for op, rules in suppressed if rule in rules or "*" in rules],
     )
     new_source = _written(source, read, before, options) if write else source

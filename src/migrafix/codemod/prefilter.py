@@ -165,10 +165,10 @@ class _Code:
         self.code = code_only(data)
         found = list(_FUNCTION.finditer(self.code))
         names = sorted(m.group(1) for m in found)
-        # Without a top-level upgrade() and downgrade() the fixer reads nothing.
-        self.revision = b"downgrade" in names and b"upgrade" in names
+        # Without a top-level upgrade() the fixer reads nothing.
+        self.revision = b"upgrade" in names
         self.functions = [self.code]  # an odd layout: the whole file stands for each
-        if names == [b"downgrade", b"upgrade"]:
+        if names in ([b"downgrade", b"upgrade"], [b"upgrade"]):
             ends = [m.start() for m in found[1:]] + [len(self.code)]
             self.functions = [self.code[m.start() : end]
                               for m, end in zip(found, ends, strict=True)]
@@ -233,7 +233,7 @@ RULE_TESTS: Mapping[str, RuleTest] = {
 def may_have_findings(data: bytes, options: Options) -> bool:
     """False only if ``fix_source`` of these bytes (UTF-8) with ``options`` finds nothing and
     changes nothing, whatever the file's ``# migrafix: ignore`` comments say."""
-    if b"downgrade" not in data:  # the fixer reads only files with upgrade() and downgrade()
+    if b"upgrade" not in data:  # the fixer reads only files with an upgrade()
         return False
     code = _Code(data)
     if not code.revision:

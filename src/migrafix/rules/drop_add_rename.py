@@ -47,7 +47,9 @@ class DropAddRename(Rule):
         "type, nullability, server default and comment (MySQL's `CHANGE COLUMN` needs all of "
         "them, or a NOT NULL column silently becomes nullable), and the downgrade renames it "
         "back. A pair that only looks like a rename (same type) is left as it is, with a "
-        "comment in the revision and a warning naming the `-x rename=...` that would ask."
+        "comment in the revision and a warning naming the `-x rename=...` that would ask. "
+        "`migrafix check` says so only for a revision that has not run yet (see `--naming`): "
+        "in one that ran, the data is gone whatever the file says now."
     )
     fix_safety = (
         "Safe when the pair really is a rename, which only you can say. If the new column "
@@ -155,7 +157,7 @@ class DropAddRename(Rule):
             context.report(Finding(self.name, tree.direction, group.table_name,
                 f"drop + add of {rename.old} / {rename.new} written as a rename", fixed=True,
                 op=add))
-        if tree.direction == "upgrade":
+        if tree.direction == "upgrade" and context.flag_look_alikes:
             for drop, add in _look_alikes(group, asked, context):
                 self._flag_look_alike(tree, group, drop, add, context)
 
