@@ -5,6 +5,8 @@
   added) is the original statement with that one argument edited.
 - Anything new is rendered by Alembic's own renderer and black-formatted, in the file's quote
   style; a new ``with`` block reuses the original header where there is one.
+- No comment is lost: those of a statement a rule removed (a drop folded into a rename) go
+  above the next statement written from further down the file, or to the function's end.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class FunctionWriter:
         self.carried: set[int] = set()  # statements whose comments a replacement took over
         self.pending_lines: list[cst.EmptyLine] = []  # a vanished statement's comment lines
         self._autogen: AutogenContext | None = None
+        self.order = _source_order(read.function)
+        # Statements whose op a rule removed (a drop folded into a rename): their comments go
+        # above the first statement written from further down the file, in their order.
+        self.vanished = _vanished(read, self.order)
 
     def write(self) -> cst.FunctionDef:
         function = self.read.function
@@ -76,6 +82,7 @@ class FunctionWriter:
         body = function.body
         assert isinstance(body, cst.IndentedBlock)
         footer = list(body.footer)
+        self.pending_lines = [*self._vanished_before(len(self.order)), *self.pending_lines]
         if self.pending_comments or self.pending_lines:
             footer = [*self.pending_lines, *(_comment_line(c) for c in self.pending_comments),
                       *footer]
@@ -99,7 +106,7 @@ class FunctionWriter:
                 out += self._leaf(op, receiver=self.style.op_name)
             return out
         if group is origin and _ops_ids(group) == self.original_groups.get(id(group)):
-            return [self._with_comments(batch)]
+            return [self._with_comments(batch, self._vanished_before_statement(batch))]
         alias = batch.items[0].asname.name.value  # type: ignore[union-attr]
         inner: list[cst.BaseStatement] = []
         for op in group.ops:
@@ -159,22 +166,27 @@ class FunctionWriter:
         if isinstance(op, HiddenOp):  # pragma: no cover - unmasked before writing
             raise AssertionError("a hidden op reached the writer")
         statement = self.read.statement_of.get(id(op))
+        origin = origin_of(op)
+        origin_statement = self.read.statement_of.get(id(origin))
+        earlier = self._vanished_before_statement(origin_statement)
         kept_as_is = isinstance(op, OpaqueOp) or self._same_receiver(op, receiver)
         if statement is not None and kept_as_is:
-            return [self._with_comments(statement)]
-        origin = origin_of(op)
+            return [self._with_comments(statement, earlier)]
         if origin is not op and self._same_receiver(origin, receiver):
             edited = self._edited(op, origin, receiver)
             if edited is not None:
-                return [self._with_comments(edited)]
+                return [self._with_comments(edited, earlier)]
         rendered = list(self._rendered(op, batch, receiver))
-        origin_statement = self.read.statement_of.get(id(origin))
-        if origin is not op and origin_statement is not None and rendered:
+        if not rendered:
+            self.pending_lines = [*earlier, *self.pending_lines]
+            return []
+        carried: Sequence[cst.EmptyLine] = ()
+        if origin is not op and origin_statement is not None:
             # What was written above the statement this op replaces stays above it.
             self.carried.add(id(origin_statement))
-            rendered[0] = rendered[0].with_changes(leading_lines=[
-                *getattr(origin_statement, "leading_lines", ()),
-                *getattr(rendered[0], "leading_lines", ())])
+            carried = getattr(origin_statement, "leading_lines", ())
+        rendered[0] = rendered[0].with_changes(leading_lines=[
+            *earlier, *carried, *getattr(rendered[0], "leading_lines", ())])
         return [self._with_comments(s) for s in rendered]
 
     def _same_receiver(self, op: ops.MigrateOperation, receiver: str) -> bool:
@@ -233,14 +245,81 @@ class FunctionWriter:
             )
         return self._autogen
 
-    def _with_comments(self, statement: cst.BaseStatement) -> cst.BaseStatement:
-        if not self.pending_comments and not self.pending_lines:
+    def _with_comments(
+        self, statement: cst.BaseStatement, earlier: Sequence[cst.EmptyLine] = ()
+    ) -> cst.BaseStatement:
+        """``statement`` with the comments waiting for the next statement: ``earlier`` (a
+        vanished statement's, from above it in the file) before its own, the rest after."""
+        if not self.pending_comments and not self.pending_lines and not earlier:
             return statement
         comments = [*self.pending_lines, *(_comment_line(c) for c in self.pending_comments)]
         self.pending_comments = []
         self.pending_lines = []
         leading = list(getattr(statement, "leading_lines", ()))
-        return statement.with_changes(leading_lines=[*leading, *comments])
+        return statement.with_changes(leading_lines=[*earlier, *leading, *comments])
+
+    def _vanished_before_statement(
+        self, statement: cst.BaseStatement | None
+    ) -> list[cst.EmptyLine]:
+        if statement is None or id(statement) not in self.order:
+            return []
+        return self._vanished_before(self.order[id(statement)])
+
+    def _vanished_before(self, position: int) -> list[cst.EmptyLine]:
+        """The comment lines of vanished statements above ``position``, taken once."""
+        lines: list[cst.EmptyLine] = []
+        while self.vanished and self.vanished[0][0] < position:
+            lines += self.vanished.pop(0)[1]
+        return lines
+
+
+def _source_order(function: cst.FunctionDef) -> dict[int, int]:
+    """id(statement) -> its place in the function, reading down the file (``with`` blocks'
+    statements after their header)."""
+    order: dict[int, int] = {}
+
+    def visit(statements: Sequence[cst.BaseStatement]) -> None:
+        for statement in statements:
+            order[id(statement)] = len(order)
+            body = getattr(statement, "body", None)
+            if isinstance(statement, cst.With) and isinstance(body, cst.IndentedBlock):
+                visit(body.body)
+
+    if isinstance(function.body, cst.IndentedBlock):
+        visit(function.body.body)
+    return order
+
+
+def _vanished(read: ReadFunction, order: dict[int, int]) -> list[tuple[int, list[cst.EmptyLine]]]:
+    """(place, comment lines) of each statement whose op no longer is in the tree, nor is any
+    op derived from it: its comments above it, and the one at the end of its line. Alembic's
+    marker is not among them (``write`` keeps it where it belongs)."""
+    present: set[int] = set()
+    for op in _every_op(read.container):
+        present |= {id(op), id(origin_of(op))}
+    found = []
+    for op in read.alive:
+        statement = read.statement_of.get(id(op))
+        if (statement is None or id(op) in present or id(statement) not in order
+                or isinstance(op, (ops.ModifyTableOps, AutocommitBlockOp))):
+            continue
+        lines = [line for line in getattr(statement, "leading_lines", ())
+                 if line.comment is not None and not _is_marker(line)]
+        trailing = getattr(getattr(statement, "trailing_whitespace", None), "comment", None)
+        if trailing is not None:
+            lines.append(cst.EmptyLine(comment=trailing))
+        if lines:
+            found.append((order[id(statement)], lines))
+    return sorted(found, key=lambda entry: entry[0])
+
+
+def _every_op(container: ops.OpContainer) -> Sequence[ops.MigrateOperation]:
+    found: list[ops.MigrateOperation] = []
+    for op in container.ops:
+        found.append(op)
+        if isinstance(op, (ops.ModifyTableOps, AutocommitBlockOp)):
+            found += op.ops
+    return found
 
 
 def _without_markers(
