@@ -7,7 +7,7 @@ import copy
 from alembic.operations import ops
 
 from migrafix.ops import AutocommitBlockOp
-from migrafix.revision import Revision, Tree, derived, replace_in
+from migrafix.revision import Revision, Tree, derived
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 
 __all__ = ["AUTOCOMMIT_COMMENT", "ConcurrentIndex"]
@@ -58,22 +58,23 @@ class ConcurrentIndex(Rule):
                   and context.dialect_name == "postgresql")
         creates: list[ops.MigrateOperation] = []
         drops: list[ops.MigrateOperation] = []
-        for holder, op in list(tree.walk()):
+        moved: dict[int, list[ops.MigrateOperation]] = {}  # out of where they were
+        for _, op in tree.walk():
             if not isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)):
                 continue
+            concurrent = op
             if not op.kw.get("postgresql_concurrently"):
                 if not always or (op.schema, op.table_name) in revision.transient_tables:
                     continue
-                op_copy = derived(op, copy.copy(op))
-                op_copy.kw = {**op.kw, "postgresql_concurrently": True}
-                replace_in(holder, op, [op_copy])
-                op = op_copy
-            replace_in(holder, op, [])
-            (creates if isinstance(op, ops.CreateIndexOp) else drops).append(op)
-            verb = "create_index" if isinstance(op, ops.CreateIndexOp) else "drop_index"
-            context.report(Finding(self.name, tree.direction, table_label(op),
-                f"{verb} {op.index_name} CONCURRENTLY moved into an autocommit block", fixed=True,
-                op=op))
+                concurrent = derived(op, copy.copy(op))
+                concurrent.kw = {**op.kw, "postgresql_concurrently": True}
+            moved[id(op)] = []
+            (creates if isinstance(concurrent, ops.CreateIndexOp) else drops).append(concurrent)
+            verb = "create_index" if isinstance(concurrent, ops.CreateIndexOp) else "drop_index"
+            context.report(Finding(self.name, tree.direction, table_label(concurrent),
+                f"{verb} {concurrent.index_name} CONCURRENTLY moved into an autocommit block",
+                fixed=True, op=concurrent))
+        tree.replace_all(moved)
         tree.top[:] = [op for op in tree.top
                        if not (isinstance(op, ops.ModifyTableOps) and not op.ops)]
         if drops:

@@ -11,7 +11,7 @@ from alembic.operations import ops
 from sqlalchemy.sql.elements import ClauseElement
 
 from migrafix.ops import BackfillOp, CommentOp
-from migrafix.revision import Revision, Tree, derived, replace_in
+from migrafix.revision import Revision, Tree, derived
 from migrafix.rules.base import Example, Finding, Rule, RuleContext
 
 __all__ = ["NotNullAdd"]
@@ -47,7 +47,8 @@ class NotNullAdd(Rule):
         for tree in revision.trees():
             created = tree.created_tables()
             emptied: set[str] = set()
-            for op in list(tree.top):
+            splits: dict[int, list[ops.MigrateOperation]] = {}
+            for op in tree.top:
                 emptied |= _emptied_table(op)
                 if isinstance(op, ops.RenameTableOp) and op.table_name in emptied:
                     emptied.add(op.new_table_name)  # still empty under its new name
@@ -59,7 +60,8 @@ class NotNullAdd(Rule):
                 unsafe = [op for op in group.ops
                           if isinstance(op, ops.AddColumnOp) and _needs_split(op.column)]
                 if unsafe:
-                    self._split(tree, group, unsafe, context)
+                    splits[id(group)] = self._split(tree, group, unsafe, context)
+            tree.replace_all(splits)
 
     def _split(
         self,
@@ -67,36 +69,36 @@ class NotNullAdd(Rule):
         group: ops.ModifyTableOps,
         unsafe: list[ops.AddColumnOp],
         context: RuleContext,
-    ) -> None:
+    ) -> list[ops.MigrateOperation]:
         """[..., add NOT NULL, ...rest] becomes [..., add NULL], backfills, [set NOT NULL, ...rest].
 
         The backfills sit between two table groups so that in batch mode they run after the
         first batch block has added the column (batch ops are queued until the block exits).
         """
-        last = max(group.ops.index(op) for op in unsafe)
-        head: list[ops.MigrateOperation] = list(group.ops[: last + 1])
-        tail: list[ops.MigrateOperation] = list(group.ops[last + 1 :])
+        nullable: dict[int, ops.MigrateOperation] = {}
         middle: list[ops.MigrateOperation] = []
         alters: list[ops.MigrateOperation] = []
         for add in unsafe:
             column = add.column
             nullable_copy = column._copy()
             nullable_copy.nullable = True
-            replace_in(head, add, [derived(add, ops.AddColumnOp(group.table_name, nullable_copy,
-                                                                schema=group.schema))])
+            nullable[id(add)] = derived(add, ops.AddColumnOp(group.table_name, nullable_copy,
+                                                             schema=group.schema))
             middle.append(self._backfill(tree, group, add, context))
             alters.append(ops.AlterColumnOp(group.table_name, column.name, schema=group.schema,
                                             existing_type=column.type,
                                             existing_nullable=True,
                                             existing_comment=column.comment,
                                             modify_nullable=False))
-        replacement: list[ops.MigrateOperation] = [
+        last = max(index for index, op in enumerate(group.ops) if id(op) in nullable)
+        head = [nullable.get(id(op), op) for op in group.ops[: last + 1]]
+        tail = list(group.ops[last + 1 :])
+        return [
             derived(group, ops.ModifyTableOps(group.table_name, head, schema=group.schema)),
             *middle,
             derived(group, ops.ModifyTableOps(group.table_name, alters + tail,
                                               schema=group.schema)),
         ]
-        replace_in(tree.top, group, replacement)
 
     def _backfill(
         self, tree: Tree, group: ops.ModifyTableOps, add: ops.AddColumnOp, context: RuleContext
