@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from harness import AlembicProject, revision_text
-from scenarios import ALL, CONCURRENT_INDEX, FOREIGN_KEY, NOT_NULL, RENAME, Scenario, quoted
+from scenarios import (
+    ALL,
+    CONCURRENT_INDEX,
+    FOREIGN_KEY,
+    HEADER,
+    NOT_NULL,
+    RENAME,
+    Scenario,
+    quoted,
+)
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "hook"
 
@@ -113,3 +122,40 @@ def test_postgresql_concurrent_index_is_built(tmp_path: Path, pg_url: str) -> No
     assert project.rows(
         "SELECT indexname FROM pg_indexes WHERE tablename = 'event' ORDER BY 1"
     ) == [("ix_event_kind",), ("pk_event",)]
+
+
+AUTO_INCREMENT_RENAME = Scenario(
+    name="rename_auto_increment_key",
+    v1=HEADER + """
+ticket = sa.Table(
+    "ticket", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("title", sa.String(50), nullable=False),
+)
+""",
+    v2=HEADER + """
+ticket = sa.Table(
+    "ticket", metadata,
+    sa.Column("ticket_id", sa.Integer, primary_key=True, info={"renamed_from": "id"}),
+    sa.Column("title", sa.String(50), nullable=False),
+)
+""",
+    seed=("INSERT INTO ticket (title) VALUES ('first'), ('second')",),
+    query_before="SELECT id, title FROM ticket ORDER BY id",
+    query_after="SELECT ticket_id, title FROM ticket ORDER BY ticket_id",
+    expected_before=[(1, "first"), (2, "second")],
+    expected_after=[(1, "first"), (2, "second")],
+)
+
+
+@pytest.mark.mysql
+def test_mysql_rename_keeps_auto_increment(tmp_path: Path, mysql_url: str) -> None:
+    """CHANGE COLUMN without AUTO_INCREMENT drops it: the next INSERT without a key fails."""
+    project = AlembicProject(tmp_path, mysql_url)
+    files = run_cycle(project, AUTO_INCREMENT_RENAME, "mysql")
+    assert "autoincrement=True" in files[0].read_text()
+    project.execute("INSERT INTO ticket (title) VALUES ('third')")
+    assert project.rows("SELECT ticket_id FROM ticket WHERE title = 'third'") == [(3,)]
+    project.alembic("downgrade", "0001")
+    project.execute("INSERT INTO ticket (title) VALUES ('fourth')")
+    assert project.rows("SELECT id FROM ticket WHERE title = 'fourth'") == [(4,)]

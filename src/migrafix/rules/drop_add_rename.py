@@ -44,8 +44,9 @@ class DropAddRename(Rule):
         "and every value of the old column is gone. migrafix never guesses: most drop + add "
         "pairs in real histories are real data migrations. When you say a pair is a rename, it "
         "becomes `op.alter_column(..., new_column_name=...)` carrying the column's existing "
-        "type, nullability, server default and comment (MySQL's `CHANGE COLUMN` needs all of "
-        "them, or a NOT NULL column silently becomes nullable), and the downgrade renames it "
+        "type, nullability, server default and comment, and its AUTO_INCREMENT on MySQL "
+        "(`CHANGE COLUMN` needs all of them, or a NOT NULL column silently becomes nullable "
+        "and a key stops counting), and the downgrade renames it "
         "back. A pair that only looks like a rename (same type) is left as it is, with a "
         "comment in the revision and a warning naming the `-x rename=...` that would ask. "
         "`migrafix check` says so only for a revision that has not run yet (see `--naming`): "
@@ -305,6 +306,10 @@ def _alter_between(
         changes["modify_comment"] = target.comment
     if not changes:
         return None
+    if context.dialect_name in ("mysql", "mariadb") and _auto_increment(target):
+        # CHANGE COLUMN rebuilds the column from the op alone: without it, AUTO_INCREMENT goes
+        # and the next INSERT without a key fails. (Alembic warns on other dialects.)
+        changes["autoincrement"] = True
     return ops.AlterColumnOp(
         table,
         name,
@@ -315,6 +320,18 @@ def _alter_between(
         existing_comment=existing.comment,
         **changes,
     )
+
+
+def _auto_increment(column: sa.Column[object]) -> bool:
+    """Whether ``column`` is its table's AUTO_INCREMENT column: so reflected (True), or left
+    to SQLAlchemy ("auto") as the integer primary key it is the whole of."""
+    if column.autoincrement is True:
+        return True
+    if column.autoincrement != "auto" or not column.primary_key:
+        return False
+    table = getattr(column, "table", None)
+    alone = not isinstance(table, sa.Table) or len(table.primary_key.columns) == 1
+    return alone and isinstance(column.type, sa.Integer)
 
 
 def ask_at_terminal(question: str) -> bool:
