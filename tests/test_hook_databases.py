@@ -154,6 +154,7 @@ def test_mysql_rename_keeps_auto_increment(tmp_path: Path, mysql_url: str) -> No
     project = AlembicProject(tmp_path, mysql_url)
     files = run_cycle(project, AUTO_INCREMENT_RENAME, "mysql")
     assert "autoincrement=True" in files[0].read_text()
+    assert "type_=" not in files[0].read_text()  # INTEGER(11) is the Integer it was
     project.execute("INSERT INTO ticket (title) VALUES ('third')")
     assert project.rows("SELECT ticket_id FROM ticket WHERE title = 'third'") == [(3,)]
     project.alembic("downgrade", "0001")

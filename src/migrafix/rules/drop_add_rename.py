@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
 
 from migrafix.ops import CommentOp
 from migrafix.revision import Revision, Tree, derived, replace_in
@@ -237,6 +238,17 @@ def _on_table(op: ops.MigrateOperation, table: str) -> bool:
     return getattr(op, "table_name", None) == table
 
 
+def _types_differ(existing: sa.Column[object], target: sa.Column[object],
+                  context: RuleContext) -> bool:
+    """As autogenerate tells a type change: MySQL's INTEGER(11) is an Integer, not a new type
+    to write on a renamed column."""
+    impl = MigrationContext.configure(dialect=context.dialect).impl
+    try:
+        return bool(impl.compare_type(existing, target))
+    except Exception:  # a type Alembic cannot compare: by the text each compiles to
+        return _type_text(existing.type, context) != _type_text(target.type, context)
+
+
 def _type_text(type_: sa.types.TypeEngine[object], context: RuleContext) -> str:
     try:
         return str(type_.compile(dialect=context.dialect))
@@ -294,7 +306,7 @@ def _alter_between(
     changes: dict[str, Any] = {}
     if name != target.name:
         changes["modify_name"] = target.name
-    if _type_text(existing.type, context) != _type_text(target.type, context):
+    if _types_differ(existing, target, context):
         changes["modify_type"] = target.type
     if bool(existing.nullable) != bool(target.nullable):
         changes["modify_nullable"] = target.nullable
