@@ -102,8 +102,10 @@ def _written(
     source: str, read: ReadRevision, before: Mapping[str, list[object]], options: Options
 ) -> str:
     """The module with each function the rules changed written back."""
-    from migrafix.codemod.writer import FunctionWriter, Style
+    from migrafix.codemod.writer import FunctionWriter, Style, snapshot
 
+    if all(snapshot(f.container) == before[name] for name, f in _functions(read)):
+        return source  # no rule changed anything: no need to learn the file's style
     module = read.module
     style = Style(read.op_name, read.sa_name or "sa", _prefers_double_quotes(source),
                   options.dialect)
