@@ -123,3 +123,9 @@ def table_label(op: ops.MigrateOperation) -> str | None:
     if name is None:
         return None
     return f"{schema}.{name}" if schema else str(name)
+
+
+def table_spellings(table: str, schema: str | None) -> list[str]:
+    """How a setting may name a table (``renames``, ``backfill``): bare, or, for a table in a
+    schema, also ``schema.table``."""
+    return [table, f"{schema}.{table}"] if schema else [table]

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 
 from migrafix.ops import CommentOp
 from migrafix.revision import Revision, Tree, derived, replace_in
-from migrafix.rules.base import Example, Finding, Rule, RuleContext
+from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_spellings
 from migrafix.settings import ColumnRename, TableRename
 
 __all__ = ["DropAddRename"]
@@ -117,10 +117,11 @@ class DropAddRename(Rule):
     def _report_unmatched(self, tree: Tree, plan: _Plan, context: RuleContext) -> None:
         """A rename that was asked for but matches nothing is most likely a typo: say so."""
         pairs = {
-            (group.table_name, _column_name(op))
+            (table, _column_name(op))
             for group in tree.table_groups()
             for op in group.ops
             if isinstance(op, (ops.DropColumnOp, ops.AddColumnOp))
+            for table in table_spellings(group.table_name, group.schema)
         }
         for op in tree.top:
             if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)):
@@ -148,7 +149,8 @@ class DropAddRename(Rule):
     ) -> None:
         drops = {op.column_name: op for op in group.ops if isinstance(op, ops.DropColumnOp)}
         adds = {op.column.name: op for op in group.ops if isinstance(op, ops.AddColumnOp)}
-        asked = {r for r in plan.columns if r.table == group.table_name}
+        spellings = table_spellings(group.table_name, group.schema)
+        asked = {r for r in plan.columns if r.table in spellings}
         for rename in sorted(asked, key=str):
             drop, add = drops.get(rename.old), adds.get(rename.new)
             if drop is None or add is None:

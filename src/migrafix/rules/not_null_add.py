@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from migrafix.ops import BackfillOp, CommentOp
 from migrafix.revision import Revision, Tree, derived
-from migrafix.rules.base import Example, Finding, Rule, RuleContext
+from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_spellings
 
 __all__ = ["NotNullAdd"]
 
@@ -105,7 +105,8 @@ class NotNullAdd(Rule):
     ) -> ops.MigrateOperation:
         column = add.column
         table, name = group.table_name, column.name
-        value = _backfill_value(column, f"{table}.{name}", context)
+        keys = [f"{spelling}.{name}" for spelling in table_spellings(table, group.schema)]
+        value = _backfill_value(column, keys, context)
         if value is _NO_BACKFILL:
             placeholder = update_statement(group, column, sa.literal_column("<value>"), context)
             x_hint = context.spell_option("backfill", f"{table}.{name}=<SQL>")
@@ -152,15 +153,16 @@ def _needs_split(column: sa.Column[Any]) -> bool:
     )
 
 
-def _backfill_value(column: sa.Column[Any], key: str, context: RuleContext) -> Any:
+def _backfill_value(column: sa.Column[Any], keys: list[str], context: RuleContext) -> Any:
     if "backfill" in column.info:
         value = column.info["backfill"]
         return value if isinstance(value, ClauseElement) else sa.literal(value, column.type)
     default = column.default
     if isinstance(default, sa.ColumnDefault) and default.is_scalar:
         return sa.literal(default.arg, column.type)
-    if key in context.settings.backfill:
-        return sa.text(context.settings.backfill[key])
+    for key in reversed(keys):  # the schema-qualified one first
+        if key in context.settings.backfill:
+            return sa.text(context.settings.backfill[key])
     return _NO_BACKFILL
 
 
