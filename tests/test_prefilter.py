@@ -186,6 +186,14 @@ TRICKY = {
         def downgrade():
             op.drop_index("ix_t_a", table_name="t", postgresql_concurrently=True)
     ''',
+    "set NOT NULL after an add, nothing filling it": '''
+        def upgrade():
+            op.add_column("t", sa.Column("x", sa.Integer()))
+            op.alter_column("t", "x", existing_type=sa.Integer(), nullable=False)
+
+        def downgrade():
+            op.drop_column("t", "x")
+    ''',
     "no downgrade()": '''
         def upgrade():
             op.add_column("t", sa.Column("x", sa.Integer(), nullable=False))

@@ -19,7 +19,10 @@ concurrent-index     ``postgresql_concurrently`` (with ``concurrent_indexes = "a
                      ``autocommit_block`` (the fixer's own report on what such a block commits)
 not-null-add         an ``add_column(...)`` whose arguments contain ``nullable`` and ``False``
                      (only ``nullable is False`` columns are split) and no ``server_default=``
-                     keyword of its ``Column(...)`` (unless ``None`` is there too)
+                     keyword of its ``Column(...)`` (unless ``None`` is there too); or, in one
+                     function, an ``add_column`` and an ``alter_column(...)`` whose arguments
+                     contain ``nullable`` and ``False`` (a column set NOT NULL after it was
+                     added nullable)
 unnamed-constraint   a create/drop of a constraint or index whose arguments contain ``None`` (a
                      name left out is a TypeError: the call stays opaque); or a
                      ``create_table(...)`` with a ``...Constraint(...)`` among its arguments
@@ -92,6 +95,7 @@ def _names(names: Iterable[str]) -> re.Pattern[bytes]:
 
 
 _ADD_COLUMN = _names(["add_column"])
+_ALTER_COLUMN = _names(["alter_column"])
 _CREATE_TABLE = _names(["create_table"])
 _NAMED_BY_ARGUMENT = _names([*CONSTRAINT_METHODS, *INDEX_METHODS])
 _INDEX = _names(INDEX_METHODS)
@@ -185,9 +189,14 @@ def _concurrent_index(code: _Code, settings: Settings, dialect: str) -> bool:
 
 
 def _not_null_add(code: _Code, settings: Settings, dialect: str) -> bool:
+    if any(b"nullable" in a and b"False" in a and not _has_server_default(a)
+           for a in _calls(_ADD_COLUMN, code.code)):
+        return True
+    # A column added (nullable) and later set NOT NULL in the same function.
     return any(
-        b"nullable" in a and b"False" in a and not _has_server_default(a)
-        for a in _calls(_ADD_COLUMN, code.code)
+        _ADD_COLUMN.search(body) is not None
+        and any(b"nullable" in a and b"False" in a for a in _calls(_ALTER_COLUMN, body))
+        for body in code.functions
     )
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from alembic.runtime.migration import MigrationContext
 
 from migrafix.codemod.reader import OpaqueOp, ReadFunction
 from migrafix.engine import HiddenOp
-from migrafix.ops import AutocommitBlockOp, CommentOp, wrap_comment
+from migrafix.ops import AutocommitBlockOp, BackfillOp, CommentOp, wrap_comment
 from migrafix.revision import origin_of
 from migrafix.rules.unnamed_constraint import same_item
 
@@ -59,6 +60,9 @@ class FunctionWriter:
         # Statements whose op a rule removed (a drop folded into a rename): their comments go
         # above the first statement written from further down the file, in their order.
         self.vanished = _vanished(read, self.order)
+        # Columns a rule now fills: the TODO an earlier run left for each is done.
+        self.filled = {(op.table_name, op.column_name) for op in _every_op(read.container)
+                       if isinstance(op, BackfillOp)}
 
     def write(self) -> cst.FunctionDef:
         function = self.read.function
@@ -250,12 +254,16 @@ class FunctionWriter:
     ) -> cst.BaseStatement:
         """``statement`` with the comments waiting for the next statement: ``earlier`` (a
         vanished statement's, from above it in the file) before its own, the rest after."""
+        leading = list(getattr(statement, "leading_lines", ()))
+        if self.filled:
+            kept = _without_done_todos(leading, self.filled)
+            if len(kept) != len(leading):
+                statement, leading = statement.with_changes(leading_lines=kept), kept
         if not self.pending_comments and not self.pending_lines and not earlier:
             return statement
         comments = [*self.pending_lines, *(_comment_line(c) for c in self.pending_comments)]
         self.pending_comments = []
         self.pending_lines = []
-        leading = list(getattr(statement, "leading_lines", ()))
         return statement.with_changes(leading_lines=[*earlier, *leading, *comments])
 
     def _vanished_before_statement(
@@ -271,6 +279,30 @@ class FunctionWriter:
         while self.vanished and self.vanished[0][0] < position:
             lines += self.vanished.pop(0)[1]
         return lines
+
+
+_TODO = re.compile(r"# TODO\(migrafix\): fill (\S+)\.(\w+) before it becomes NOT NULL")
+
+
+def _without_done_todos(
+    lines: list[cst.EmptyLine], filled: set[tuple[str, str]]
+) -> list[cst.EmptyLine]:
+    """``lines`` without the TODO block not-null-add wrote for a column it now fills: from its
+    first line to the one spelling the backfill option for that column. A block that does not
+    end so (edited by hand) is kept whole."""
+    kept = list(lines)
+    for start, line in enumerate(lines):
+        match = _TODO.match(line.comment.value) if line.comment is not None else None
+        if match is None or (match[1], match[2]) not in filled:
+            continue
+        option = re.compile(rf"backfill[ =]{re.escape(match[1])}\.{re.escape(match[2])}=")
+        for end in range(start + 1, min(start + 9, len(lines))):
+            comment = lines[end].comment
+            if comment is None:
+                break
+            if option.search(comment.value):
+                return [*lines[:start], *lines[end + 1:]]
+    return kept
 
 
 def _source_order(function: cst.FunctionDef) -> dict[int, int]:

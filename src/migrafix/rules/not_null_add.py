@@ -30,7 +30,10 @@ class NotNullAdd(Rule):
         "`sa.text(...)` for SQL), else the column's scalar `default=`, else the `backfill` "
         "setting. With none known the column is still split, and the revision carries a marked "
         "TODO where the UPDATE belongs. In SQLite batch mode the UPDATE runs between two batch "
-        "blocks, after the column exists."
+        "blocks, after the column exists. A column added nullable and then set NOT NULL with "
+        "nothing between that could fill it (written by hand, or left with that TODO) is the "
+        "same hazard: it is reported, and a known backfill is written before the set NOT NULL "
+        "(the codemod then removes its TODO)."
     )
     fix_safety = (
         "The UPDATE rewrites every row of the table in the migration's transaction: on a large "
@@ -45,6 +48,7 @@ class NotNullAdd(Rule):
 
     def apply(self, revision: Revision, context: RuleContext) -> None:
         for tree in revision.trees():
+            self._fill_before_set_not_null(tree, context)
             created = tree.created_tables()
             emptied: set[str] = set()
             splits: dict[int, list[ops.MigrateOperation]] = {}
@@ -100,6 +104,52 @@ class NotNullAdd(Rule):
                                               schema=group.schema)),
         ]
 
+    def _fill_before_set_not_null(self, tree: Tree, context: RuleContext) -> None:
+        """The same hazard written by hand, or left by an earlier run with a TODO: a column
+        added nullable, then set NOT NULL with nothing between that could fill it. A known
+        backfill goes right before the set NOT NULL; else it is reported."""
+        created = tree.created_tables()
+        added: dict[tuple[str | None, str, str], ops.AddColumnOp] = {}
+        emptied: set[str] = set()
+        inserts: dict[int, list[ops.MigrateOperation]] = {}
+        for op in list(tree.top):
+            emptied |= _emptied_table(op)
+            inner = op.ops if isinstance(op, ops.ModifyTableOps) else [op]
+            for index, leaf in enumerate(inner):
+                if not isinstance(leaf, _SCHEMA_ONLY):
+                    added.clear()  # an UPDATE, a loop, anything unread: it may fill them
+                elif isinstance(leaf, ops.AddColumnOp) and _added_empty(leaf.column):
+                    added[(leaf.schema, leaf.table_name, leaf.column.name)] = leaf
+                elif isinstance(leaf, ops.AlterColumnOp) and leaf.modify_nullable is False:
+                    add = added.pop((leaf.schema, leaf.table_name, leaf.column_name), None)
+                    if (add is None or (add.schema, add.table_name) in created
+                            or add.table_name in emptied):
+                        continue
+                    fill = self._fill(tree, add, leaf, context)
+                    if fill is not None and isinstance(op, ops.ModifyTableOps):
+                        inserts[id(op)] = _split_before(op, index, fill, inserts.get(id(op)))
+                    elif fill is not None:
+                        inserts[id(op)] = [fill, op]
+        tree.replace_all(inserts)
+
+    def _fill(
+        self, tree: Tree, add: ops.AddColumnOp, alter: ops.AlterColumnOp, context: RuleContext
+    ) -> ops.MigrateOperation | None:
+        table, name = add.table_name, add.column.name
+        keys = [f"{spelling}.{name}" for spelling in table_spellings(table, add.schema)]
+        value = _backfill_value(add.column, keys, context)
+        if value is _NO_BACKFILL:
+            x_hint = context.spell_option("backfill", f"{table}.{name}=<SQL>")
+            context.report(Finding(self.name, tree.direction, table,
+                f"{name} is set NOT NULL with nothing filling it since it was added nullable: "
+                "the set NOT NULL fails on a table with rows", fixed=False,
+                hint=f"fill it with an UPDATE between them, or rerun with {x_hint}", op=alter))
+            return None
+        context.report(Finding(self.name, tree.direction, table,
+            f"{name} backfilled before it is set NOT NULL", fixed=True, op=alter))
+        sql = update_statement(add.table_name, add.schema, add.column, value, context)
+        return BackfillOp(sql, table_name=table, column_name=name, schema=add.schema)
+
     def _backfill(
         self, tree: Tree, group: ops.ModifyTableOps, add: ops.AddColumnOp, context: RuleContext
     ) -> ops.MigrateOperation:
@@ -108,7 +158,8 @@ class NotNullAdd(Rule):
         keys = [f"{spelling}.{name}" for spelling in table_spellings(table, group.schema)]
         value = _backfill_value(column, keys, context)
         if value is _NO_BACKFILL:
-            placeholder = update_statement(group, column, sa.literal_column("<value>"), context)
+            placeholder = update_statement(table, group.schema, column,
+                                           sa.literal_column("<value>"), context)
             x_hint = context.spell_option("backfill", f"{table}.{name}=<SQL>")
             hint = f"put info={{'backfill': ...}} on {table}.{name}, or rerun with {x_hint}"
             context.report(Finding(self.name, tree.direction, table,
@@ -124,7 +175,7 @@ class NotNullAdd(Rule):
         context.report(Finding(self.name, tree.direction, table,
             f"NOT NULL {name} split into add nullable / backfill / set NOT NULL", fixed=True,
             op=add))
-        sql = update_statement(group, column, value, context)
+        sql = update_statement(table, group.schema, column, value, context)
         return BackfillOp(sql, table_name=table, column_name=name, schema=group.schema)
 
 
@@ -141,6 +192,43 @@ def _emptied_table(op: ops.MigrateOperation) -> set[str]:
         if match:
             return {match.group(1)}
     return set()
+
+
+# Ops that change the schema and fill no row. Anything else between an add and a set NOT NULL
+# (an UPDATE, a statement migrafix cannot read) may have filled the column.
+_SCHEMA_ONLY = (
+    ops.AddColumnOp, ops.DropColumnOp, ops.AlterColumnOp, ops.CreateIndexOp, ops.DropIndexOp,
+    ops.AddConstraintOp, ops.DropConstraintOp, ops.CreateTableOp, ops.DropTableOp, CommentOp,
+)
+
+
+def _added_empty(column: sa.Column[Any]) -> bool:
+    """A column added nullable with no server default: NULL in every existing row."""
+    return column.nullable is not False and column.server_default is None and \
+        column.computed is None and column.identity is None
+
+
+def _split_before(
+    group: ops.ModifyTableOps,
+    index: int,
+    fill: ops.MigrateOperation,
+    earlier: list[ops.MigrateOperation] | None,
+) -> list[ops.MigrateOperation]:
+    """``group`` cut before its op at ``index``, ``fill`` between the parts: in batch mode
+    the first block has added the column when the UPDATE runs. ``earlier``: the cuts made
+    before this one in the same group."""
+    if earlier is None:
+        earlier = [group]
+    last = earlier[-1]
+    assert isinstance(last, ops.ModifyTableOps)
+    offset = len(group.ops) - len(last.ops)  # ops of the group already cut away
+    head, tail = last.ops[: index - offset], last.ops[index - offset :]
+    parts: list[ops.MigrateOperation] = list(earlier[:-1])
+    if head:
+        parts.append(derived(group, ops.ModifyTableOps(group.table_name, head,
+                                                       schema=group.schema)))
+    return [*parts, fill, derived(group, ops.ModifyTableOps(group.table_name, tail,
+                                                            schema=group.schema))]
 
 
 def _needs_split(column: sa.Column[Any]) -> bool:
@@ -167,10 +255,10 @@ def _backfill_value(column: sa.Column[Any], keys: list[str], context: RuleContex
 
 
 def update_statement(
-    group: ops.ModifyTableOps, column: sa.Column[Any], value: Any, context: RuleContext
+    table: str, schema: str | None, column: sa.Column[Any], value: Any, context: RuleContext
 ) -> str:
     """``UPDATE t SET c = value WHERE c IS NULL``, quoted and rendered for the dialect."""
-    target = sa.table(group.table_name, sa.column(column.name, column.type), schema=group.schema)
+    target = sa.table(table, sa.column(column.name, column.type), schema=schema)
     statement = (
         sa.update(target).where(target.c[column.name].is_(None)).values({column.name: value})
     )
