@@ -8,8 +8,8 @@ once more with `concurrent_indexes = "always"`, goes through `fix_source`:
 - rewriting the output again changes nothing;
 - a file with no finding comes back byte for byte;
 - `check_source` (what `check` runs: no writer) finds exactly what `fix_source` finds, at the
-  same line and column, and every statement's position (codemod/positions.py, from `ast`) is
-  libcst's `PositionProvider`'s;
+  same line and column, and in a file with a finding, every statement codemod/positions.py
+  locates from `ast` is where libcst's `PositionProvider` puts it;
 - what no rule touched comes back byte for byte (see `untouched_problems`);
 - the pre-filter never skips a file that has a finding or a change, and each finding's rule
   has its own pre-filter condition true (so no rule leans on another's to be parsed).

@@ -12,7 +12,7 @@ from typing import Literal, TypeVar
 
 from alembic.operations import ops
 
-__all__ = ["Direction", "Revision", "Tree", "derived", "origin_of", "replace_in"]
+__all__ = ["Direction", "Revision", "Tree", "derived", "every_op", "origin_of", "replace_in"]
 
 Direction = Literal["upgrade", "downgrade"]
 
@@ -61,6 +61,16 @@ def _swept(
     holder: list[ops.MigrateOperation], replacements: Mapping[int, Sequence[ops.MigrateOperation]]
 ) -> list[ops.MigrateOperation]:
     return [new for op in holder for new in replacements.get(id(op), (op,))]
+
+
+def every_op(container: ops.OpContainer) -> Iterator[ops.MigrateOperation]:
+    """Each op of ``container`` and, after a table group or a block (an op whose ``ops`` is a
+    list), the ops inside it."""
+    for op in container.ops:
+        yield op
+        inner = getattr(op, "ops", None)
+        if isinstance(inner, list):
+            yield from inner
 
 
 def replace_in(

@@ -21,7 +21,7 @@ from migrafix.codemod.positions import StatementPositions
 from migrafix.codemod.reader import OpaqueOp, ReadFunction, ReadRevision, read_revision
 from migrafix.engine import fix_revision
 from migrafix.ops import AutocommitBlockOp
-from migrafix.revision import origin_of
+from migrafix.revision import every_op, origin_of
 from migrafix.rules import RULES_BY_NAME, Finding, RuleContext
 
 __all__ = ["check_source", "fix_source"]
@@ -214,7 +214,7 @@ def _statement_ignores(
     if "migrafix:" not in source:  # no comment to read: skip rendering every statement
         return found
     for _, function in _functions(read):
-        op_by_id = {id(op): op for op in _all_ops(function.container)}
+        op_by_id = {id(op): op for op in every_op(function.container)}
         for op_id, statement in function.statement_of.items():
             comments = [line.comment.value for line in getattr(statement, "leading_lines", ())
                         if line.comment is not None]
@@ -242,20 +242,13 @@ def _with_twins(
     """A suppressed op's twin in the other function is suppressed too: naming only the drop
     of a constraint whose create was left unnamed would break the downgrade."""
     twins: list[tuple[ops.MigrateOperation, set[str]]] = []
-    every = [op for _, function in _functions(read) for op in _all_ops(function.container)]
+    every = [op for _, function in _functions(read) for op in every_op(function.container)]
     for op, rules in found:
         reverse = getattr(op, "_reverse", None)
         if reverse is not None:
             twins.append((reverse, rules))
         twins += [(other, rules) for other in every if getattr(other, "_reverse", None) is op]
     return found + twins
-
-
-def _all_ops(container: ops.OpContainer) -> Iterator[ops.MigrateOperation]:
-    for op in container.ops:
-        yield op
-        if isinstance(op, (ops.ModifyTableOps, AutocommitBlockOp)):
-            yield from op.ops
 
 
 # --- findings ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from migrafix.codemod.reader import OpaqueOp, ReadFunction
 from migrafix.engine import HiddenOp
 from migrafix.ops import AutocommitBlockOp, BackfillOp, CommentOp, wrap_comment
-from migrafix.revision import origin_of
+from migrafix.revision import every_op, origin_of
 from migrafix.rules.unnamed_constraint import same_item
 
 __all__ = ["FunctionWriter", "Style"]
@@ -61,7 +61,7 @@ class FunctionWriter:
         # above the first statement written from further down the file, in their order.
         self.vanished = _vanished(read, self.order)
         # Columns a rule now fills: the TODO an earlier run left for each is done.
-        self.filled = {(op.table_name, op.column_name) for op in _every_op(read.container)
+        self.filled = {(op.table_name, op.column_name) for op in every_op(read.container)
                        if isinstance(op, BackfillOp)}
 
     def write(self) -> cst.FunctionDef:
@@ -290,7 +290,6 @@ def _without_done_todos(
     """``lines`` without the TODO block not-null-add wrote for a column it now fills: from its
     first line to the one spelling the backfill option for that column. A block that does not
     end so (edited by hand) is kept whole."""
-    kept = list(lines)
     for start, line in enumerate(lines):
         match = _TODO.match(line.comment.value) if line.comment is not None else None
         if match is None or (match[1], match[2]) not in filled:
@@ -302,7 +301,7 @@ def _without_done_todos(
                 break
             if option.search(comment.value):
                 return [*lines[:start], *lines[end + 1:]]
-    return kept
+    return lines
 
 
 def _source_order(function: cst.FunctionDef) -> dict[int, int]:
@@ -327,7 +326,7 @@ def _vanished(read: ReadFunction, order: dict[int, int]) -> list[tuple[int, list
     op derived from it: its comments above it, and the one at the end of its line. Alembic's
     marker is not among them (``write`` keeps it where it belongs)."""
     present: set[int] = set()
-    for op in _every_op(read.container):
+    for op in every_op(read.container):
         present |= {id(op), id(origin_of(op))}
     found = []
     for op in read.alive:
@@ -343,15 +342,6 @@ def _vanished(read: ReadFunction, order: dict[int, int]) -> list[tuple[int, list
         if lines:
             found.append((order[id(statement)], lines))
     return sorted(found, key=lambda entry: entry[0])
-
-
-def _every_op(container: ops.OpContainer) -> Sequence[ops.MigrateOperation]:
-    found: list[ops.MigrateOperation] = []
-    for op in container.ops:
-        found.append(op)
-        if isinstance(op, (ops.ModifyTableOps, AutocommitBlockOp)):
-            found += op.ops
-    return found
 
 
 def _without_markers(

@@ -4,6 +4,7 @@ then set NOT NULL."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,12 +51,8 @@ class NotNullAdd(Rule):
         for tree in revision.trees():
             self._fill_before_set_not_null(tree, context)
             created = tree.created_tables()
-            emptied: set[str] = set()
             splits: dict[int, list[ops.MigrateOperation]] = {}
-            for op in tree.top:
-                emptied |= _emptied_table(op)
-                if isinstance(op, ops.RenameTableOp) and op.table_name in emptied:
-                    emptied.add(op.new_table_name)  # still empty under its new name
+            for op, emptied in _with_emptied_tables(tree):
                 if not isinstance(op, ops.ModifyTableOps):
                     continue
                 group = op
@@ -110,10 +107,9 @@ class NotNullAdd(Rule):
         backfill goes right before the set NOT NULL; else it is reported."""
         created = tree.created_tables()
         added: dict[tuple[str | None, str, str], ops.AddColumnOp] = {}
-        emptied: set[str] = set()
         inserts: dict[int, list[ops.MigrateOperation]] = {}
-        for op in list(tree.top):
-            emptied |= _emptied_table(op)
+        cuts: dict[int, list[tuple[int, ops.MigrateOperation]]] = {}  # by table group
+        for op, emptied in _with_emptied_tables(tree):
             inner = op.ops if isinstance(op, ops.ModifyTableOps) else [op]
             for index, leaf in enumerate(inner):
                 if not isinstance(leaf, _SCHEMA_ONLY):
@@ -127,9 +123,12 @@ class NotNullAdd(Rule):
                         continue
                     fill = self._fill(tree, add, leaf, context)
                     if fill is not None and isinstance(op, ops.ModifyTableOps):
-                        inserts[id(op)] = _split_before(op, index, fill, inserts.get(id(op)))
+                        cuts.setdefault(id(op), []).append((index, fill))
                     elif fill is not None:
                         inserts[id(op)] = [fill, op]
+            if id(op) in cuts:
+                assert isinstance(op, ops.ModifyTableOps)
+                inserts[id(op)] = _cut(op, cuts[id(op)])
         tree.replace_all(inserts)
 
     def _fill(
@@ -208,27 +207,34 @@ def _added_empty(column: sa.Column[Any]) -> bool:
         column.computed is None and column.identity is None
 
 
-def _split_before(
-    group: ops.ModifyTableOps,
-    index: int,
-    fill: ops.MigrateOperation,
-    earlier: list[ops.MigrateOperation] | None,
+def _cut(
+    group: ops.ModifyTableOps, fills: list[tuple[int, ops.MigrateOperation]]
 ) -> list[ops.MigrateOperation]:
-    """``group`` cut before its op at ``index``, ``fill`` between the parts: in batch mode
-    the first block has added the column when the UPDATE runs. ``earlier``: the cuts made
-    before this one in the same group."""
-    if earlier is None:
-        earlier = [group]
-    last = earlier[-1]
-    assert isinstance(last, ops.ModifyTableOps)
-    offset = len(group.ops) - len(last.ops)  # ops of the group already cut away
-    head, tail = last.ops[: index - offset], last.ops[index - offset :]
-    parts: list[ops.MigrateOperation] = list(earlier[:-1])
-    if head:
-        parts.append(derived(group, ops.ModifyTableOps(group.table_name, head,
-                                                       schema=group.schema)))
-    return [*parts, fill, derived(group, ops.ModifyTableOps(group.table_name, tail,
-                                                            schema=group.schema))]
+    """``group`` cut before each op at a fill's index, the fill between the parts: in batch
+    mode the block before it has added the column when the UPDATE runs."""
+    parts: list[ops.MigrateOperation] = []
+    start = 0
+    for index, fill in [*fills, (len(group.ops), None)]:
+        if index > start:
+            parts.append(derived(group, ops.ModifyTableOps(
+                group.table_name, group.ops[start:index], schema=group.schema)))
+        if fill is not None:
+            parts.append(fill)
+        start = index
+    return parts
+
+
+def _with_emptied_tables(
+    tree: Tree,
+) -> Iterator[tuple[ops.MigrateOperation, set[str]]]:
+    """Each top-level op, with the tables a ``DELETE FROM``/``TRUNCATE`` before or at it left
+    empty: a column added to such a table meets no row."""
+    emptied: set[str] = set()
+    for op in list(tree.top):
+        emptied |= _emptied_table(op)
+        if isinstance(op, ops.RenameTableOp) and op.table_name in emptied:
+            emptied.add(op.new_table_name)  # still empty under its new name
+        yield op, emptied
 
 
 def _needs_split(column: sa.Column[Any]) -> bool:
