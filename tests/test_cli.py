@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from migrafix.cli import main
-from migrafix.codemod.api import FileFinding
+from migrafix.codemod.api import FileFinding, Options
 from migrafix.codemod.files import (
     decode,
     discover,
@@ -25,6 +25,7 @@ from migrafix.codemod.files import (
     looks_like_revision,
     write_atomic,
 )
+from migrafix.codemod.prefilter import may_have_findings
 from migrafix.codemod.project import Project, dialect_from_ini
 from migrafix.codemod.report import (
     github_error,
@@ -235,6 +236,27 @@ def test_unparseable_file_is_reported_untouched_and_others_are_processed(
     assert err.startswith(f"{V}/a1_broken.py: error: does not parse: line 21, column 18: ")
     assert "'(' was never closed" in err and err.count("\n") == 1
     assert broken.read_text() == UNPARSEABLE
+
+
+SKIPPED_BUT_BROKEN = revision("    op.execute('SELECT 1')\n    x = (", "    pass")
+# `is` with a literal: Python's compiler warns (SyntaxWarning), its parser does not.
+SKIPPED_WITH_WARNING = revision("    if op is 1:\n        op.execute('SELECT 1')", "    pass")
+
+
+@pytest.mark.parametrize("command", ["check", "rewrite"])
+def test_a_file_the_prefilter_skips_is_still_syntax_checked(project: Path, command: str) -> None:
+    """The pre-filter skips both files (nothing any rule reads); the syntax check does not,
+    and it is quiet about what Python's compiler only warns of. A real process: warnings
+    raised in-process would go to pytest, not to stderr."""
+    assert not may_have_findings(SKIPPED_BUT_BROKEN.encode(), Options())
+    assert not may_have_findings(SKIPPED_WITH_WARNING.encode(), Options())
+    broken = put(project / V / "a1_broken.py", SKIPPED_BUT_BROKEN)
+    put(project / V / "b2_warns.py", SKIPPED_WITH_WARNING)
+    done = run_process(command, "--no-cache", V, cwd=project)
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr.decode() == (f"{V}/a1_broken.py: error: does not parse: line 22, "
+                                    "column 9: '(' was never closed\n")
+    assert broken.read_text() == SKIPPED_BUT_BROKEN
 
 
 def test_not_utf8_is_reported_with_the_byte_and_offset(
