@@ -119,6 +119,22 @@ TRICKY = {
         def downgrade():
             op.drop_constraint(None, "order", type_="foreignkey")
     ''',
+    "the method name on the line after its dot": '''
+        def upgrade():
+            (op.
+             create_foreign_key(None, "order", "invoice", ["invoice_id"], ["id"]))
+
+        def downgrade():
+            pass
+    ''',
+    "a line continuation between the dot and the method name": '''
+        def upgrade():
+            op. \\
+                create_foreign_key(None, "order", "invoice", ["invoice_id"], ["id"])
+
+        def downgrade():
+            pass
+    ''',
     "a parenthesis inside a string argument": '''
         def upgrade():
             op.add_column("t)", sa.Column("x", sa.Integer(), nullable=False))
@@ -250,3 +266,23 @@ def test_files_with_nothing_to_find_are_skipped() -> None:
                                                                    "nullable=False")
     assert fix_source(no_downgrade, options).findings
     assert may_have_findings(no_downgrade.encode(), options)
+
+
+def test_a_helper_named_like_an_op_is_not_parsed_for() -> None:
+    """superset calls its own create_table(...) helper: the reader never reads it (it is not a
+    method of op), so the pre-filter does not parse the file for it."""
+    source = HEADER + textwrap.dedent('''
+        from myproject.migrations.utils import create_table
+
+        def upgrade():
+            create_table("t", sa.Column("id", sa.Integer()), sa.PrimaryKeyConstraint("id"))
+
+        def downgrade():
+            op.drop_table("t")
+    ''')
+    options = Options(Settings(), "postgresql", "database")
+    assert fix_source(source, options).findings == ()
+    assert not may_have_findings(source.encode(), options)
+    as_op = source.replace("    create_table(", "    op.create_table(")
+    assert fix_source(as_op, options).findings
+    assert may_have_findings(as_op.encode(), options)
