@@ -459,16 +459,28 @@ def _named_table(
     if not any(isinstance(i, sa.Constraint) and i.name is None for i in op.columns):
         return None
     table = op.to_table().to_metadata(sa.MetaData())  # ours: naming it touches no model object
+    # The constraints the op lists as arguments: those a revision file writes. Those of column
+    # arguments (primary_key=True, ForeignKey(...), unique=True) exist only in the table;
+    # the codemod leaves them as they are written, and the database names them.
+    listed = {id(twin) for item in op.columns if isinstance(item, sa.Constraint)
+              if (twin := _twin_in(table, item)) is not None}
     unnamed = [c for c in table.constraints if c.name is None]
-    names = []
+    names, of_columns = [], 0
     for constraint, name in zip(unnamed, naming.names_for(unnamed), strict=True):
         if name is not None:
             constraint.name = name
-            names.append(name)
+            if id(constraint) in listed:
+                names.append(name)
+            else:
+                of_columns += 1
     if not names:
         return op, f"create_table {op.table_name}: constraints the convention cannot name"
     new_op = derived(op, ops.CreateTableOp.from_table(table))
-    return new_op, f"create_table {op.table_name}: named {', '.join(sorted(names))}"
+    message = f"create_table {op.table_name}: named {', '.join(sorted(names))}"
+    if of_columns:
+        message += (f" ({of_columns} more, from column arguments such as primary_key=True, "
+                    "keep the names the database gives them)")
+    return new_op, message
 
 
 UnnamedConstraint.examples = (
