@@ -74,6 +74,7 @@ from sqlalchemy import engine_from_config, pool
 
 HOOK = __HOOK__
 RENDER_AS_BATCH = __RENDER_AS_BATCH__
+INCLUDE_SCHEMAS = __INCLUDE_SCHEMAS__
 
 config = context.config
 if config.config_file_name is not None:
@@ -102,6 +103,7 @@ OPTIONS = dict(
     target_metadata=target_metadata,
     compare_type=True,
     render_as_batch=RENDER_AS_BATCH,
+    include_schemas=INCLUDE_SCHEMAS,
     process_revision_directives=load_hook(HOOK),
 )
 
@@ -160,6 +162,7 @@ class AlembicProject:
         *,
         render_as_batch: bool = False,
         hook: str | None = DEFAULT_HOOK,
+        include_schemas: bool = False,
     ) -> None:
         root = root.resolve()  # alembic runs with cwd=root: keep every path absolute
         self.root = root
@@ -178,7 +181,9 @@ class AlembicProject:
         )
         self.ini.write_text(ini)
         env = ENV_PY.replace("__HOOK__", repr(hook))
-        (root / "env.py").write_text(env.replace("__RENDER_AS_BATCH__", repr(render_as_batch)))
+        env = env.replace("__RENDER_AS_BATCH__", repr(render_as_batch))
+        (root / "env.py").write_text(env.replace("__INCLUDE_SCHEMAS__", repr(include_schemas)))
+        self.include_schemas = include_schemas
         template = Path(alembic.__file__).parent / "templates" / "generic" / "script.py.mako"
         shutil.copy(template, root / "script.py.mako")
 
@@ -234,5 +239,6 @@ class AlembicProject:
     def diffs(self) -> list[Any]:
         """Autogenerate's diff between the database and models.py; [] means in sync."""
         with self.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_schemas": self.include_schemas})
             return list(compare_metadata(context, self.metadata()))

@@ -578,7 +578,8 @@ def test_jobs_must_be_a_count(value: str, capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.parametrize(
     ("flags", "complaint"),
     [
-        (["--rename", "customer"], "rename 'customer' is not TABLE.OLD:NEW or OLD_TABLE:NEW_TABLE"),
+        (["--rename", "customer"], "rename 'customer' is not TABLE.OLD:NEW, OLD_TABLE:NEW_TABLE or "
+         "SCHEMA.OLD_TABLE:SCHEMA.NEW_TABLE"),
         (["--backfill", "status=1"], "backfill 'status=1' is not TABLE.COLUMN=SQL"),
         (["--select", "unnamed-constraint,nope"], "unknown rule 'nope'"),
         (["--ignore", "nope"], "unknown rule 'nope'"),

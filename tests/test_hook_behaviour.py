@@ -213,6 +213,35 @@ def test_table_rename_keeps_rows(customer: str, x: list[str], tmp_path: Path, pg
     assert project.diffs() == []
 
 
+@pytest.mark.postgres
+def test_table_rename_in_a_schema_keeps_rows(tmp_path: Path, pg_url: str) -> None:
+    """`-x rename=billing.client:billing.customer` renames billing's table and leaves crm's
+    table of the same name alone; rows kept through upgrade, downgrade, upgrade."""
+    project = AlembicProject(tmp_path, pg_url, include_schemas=True)
+    project.execute("CREATE SCHEMA billing; CREATE SCHEMA crm")
+    crm = '"client", metadata, sa.Column("id", sa.Integer, primary_key=True), schema="crm"'
+    project.write_models(models(f'{CLIENT}, schema="billing"', crm))
+    project.revision("v1")
+    project.alembic("upgrade", "head")
+    project.execute("INSERT INTO billing.client (name) VALUES ('Ada'); "
+                    "INSERT INTO crm.client (id) VALUES (7)")
+    project.write_models(models(f'{CUSTOMER}, schema="billing"', crm))
+    [path] = project.revision("rename", x=["rename=billing.client:billing.customer"])
+    assert body_lines(revision_text(path)) == [
+        "op.rename_table('client', 'customer', schema='billing')",
+        "op.add_column('customer', sa.Column('email', sa.String(length=200), nullable=True), "
+        "schema='billing')",
+    ]
+    project.alembic("upgrade", "head")
+    assert project.rows("SELECT id, name, email FROM billing.customer") == [(1, "Ada", None)]
+    assert project.diffs() == []
+    project.alembic("downgrade", "0001")
+    assert project.rows("SELECT id, name FROM billing.client") == [(1, "Ada")]
+    project.alembic("upgrade", "head")
+    assert project.rows("SELECT id FROM crm.client") == [(7,)]
+    assert project.diffs() == []
+
+
 # --- 5, 6, 9. what the revision and the console say -----------------------------------------
 
 

@@ -73,21 +73,36 @@ def test_malformed_rename_names_setting_and_value() -> None:
     message = error_of({"renames": ["customer.name"]})
     assert message == (
         f"{SOURCE}: setting 'renames': rename 'customer.name' is not "
-        "TABLE.OLD:NEW or OLD_TABLE:NEW_TABLE"
+        "TABLE.OLD:NEW, OLD_TABLE:NEW_TABLE or SCHEMA.OLD_TABLE:SCHEMA.NEW_TABLE"
     )
 
 
 @pytest.mark.parametrize("text", ["customer.name", "customer.name:", ":full_name",
                                   "customer.:full_name", ".name:full_name",
-                                  "customer.name:other.full_name"])
+                                  "client:billing.customer", "a.b.client:a.b.customer",
+                                  "billing.client:billing.", "billing.:billing.customer"])
 def test_parse_rename_rejects(text: str) -> None:
-    with pytest.raises(SettingsError, match=r"is not TABLE\.OLD:NEW or OLD_TABLE:NEW_TABLE"):
+    with pytest.raises(SettingsError, match=r"is not TABLE\.OLD:NEW, OLD_TABLE:NEW_TABLE or "
+                                            r"SCHEMA\.OLD_TABLE:SCHEMA\.NEW_TABLE"):
         parse_rename(text)
+
+
+def test_parse_rename_refuses_a_move_to_another_schema() -> None:
+    with pytest.raises(SettingsError, match="moves a table to another schema: a rename keeps "
+                                            "its schema"):
+        parse_rename("billing.client:crm.customer")
 
 
 def test_parse_rename_column_and_table() -> None:
     assert parse_rename("customer.name:full_name") == ColumnRename("customer", "name", "full_name")
     assert parse_rename("client:customer") == TableRename("client", "customer")
+    # A schema on both sides: a table of that schema. On the left only: a column rename.
+    assert parse_rename("billing.client:billing.customer") == TableRename(
+        "client", "customer", schema="billing")
+    assert str(TableRename("client", "customer", schema="billing")) == \
+        "billing.client:billing.customer"
+    assert parse_rename("billing.client:customer") == ColumnRename("billing", "client",
+                                                                   "customer")
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--rename", action="append", metavar="TABLE.OLD:NEW",
         help="a column rename (TABLE.OLD:NEW, TABLE may be SCHEMA.TABLE) or a table rename "
-             "(OLD_TABLE:NEW_TABLE); repeats",
+             "(OLD_TABLE:NEW_TABLE, or SCHEMA.OLD_TABLE:SCHEMA.NEW_TABLE); repeats",
     )
     group.add_argument(
         "--backfill", action="append", metavar="TABLE.COLUMN=SQL",

@@ -42,9 +42,12 @@ class ColumnRename:
 class TableRename:
     old: str
     new: str
+    schema: str | None = None  # None: the table of that name in any schema
 
     def __str__(self) -> str:
-        return f"{self.old}:{self.new}"
+        if self.schema is None:
+            return f"{self.old}:{self.new}"
+        return f"{self.schema}.{self.old}:{self.schema}.{self.new}"
 
 
 @dataclass(frozen=True)
@@ -115,15 +118,28 @@ def _rule_names(value: Any) -> tuple[str, ...]:
     return names
 
 
+_RENAME_FORMS = "TABLE.OLD:NEW, OLD_TABLE:NEW_TABLE or SCHEMA.OLD_TABLE:SCHEMA.NEW_TABLE"
+
+
 def parse_rename(text: str) -> ColumnRename | TableRename:
-    """``table.old:new`` renames a column, ``old_table:new_table`` a table."""
+    """``table.old:new`` renames a column (``schema.table.old:new`` in one schema),
+    ``old_table:new_table`` a table, and ``schema.old_table:schema.new_table`` a table of one
+    schema: a schema on both sides, since ``schema.old:new`` reads as a column rename."""
     left, sep, new = text.partition(":")
-    if not sep or not left or not new or "." in new:
-        raise SettingsError(f"rename {text!r} is not TABLE.OLD:NEW or OLD_TABLE:NEW_TABLE")
+    if not sep or not left or not new:
+        raise SettingsError(f"rename {text!r} is not {_RENAME_FORMS}")
     table, dot, old = left.rpartition(".")
+    if "." in new:
+        new_schema, _, new_table = new.rpartition(".")
+        if not dot or not table or not old or "." in table or not new_table:
+            raise SettingsError(f"rename {text!r} is not {_RENAME_FORMS}")
+        if new_schema != table:
+            raise SettingsError(f"rename {text!r} moves a table to another schema: a rename "
+                                "keeps its schema")
+        return TableRename(old, new_table, schema=table)
     if dot:
         if not table or not old:
-            raise SettingsError(f"rename {text!r} is not TABLE.OLD:NEW or OLD_TABLE:NEW_TABLE")
+            raise SettingsError(f"rename {text!r} is not {_RENAME_FORMS}")
         return ColumnRename(table, old, new)
     return TableRename(left, new)
 

@@ -151,7 +151,7 @@ def _link_twins(upgrade: ReadFunction, downgrade: ReadFunction) -> None:
         for op in _leaves(this.container):
             if isinstance(op, ops.DropColumnOp) and op._reverse is None:
                 op._reverse = _single(c for c in _of(creates, ops.AddColumnOp)
-                                      if c.table_name == op.table_name
+                                      if (c.schema, c.table_name) == (op.schema, op.table_name)
                                       and c.column.name == op.column_name)
             elif isinstance(op, ops.DropConstraintOp) and op._reverse is None:
                 op._reverse = _single(
@@ -159,14 +159,15 @@ def _link_twins(upgrade: ReadFunction, downgrade: ReadFunction) -> None:
                     if isinstance(c, ops.AddConstraintOp)
                     and getattr(c, "constraint_name", "") == op.constraint_name
                     and _table(c) == op.table_name
+                    and _schema(c) == op.schema
                     and c.constraint_type == _constraint_type(op))
             elif isinstance(op, ops.DropIndexOp) and op._reverse is None:
                 op._reverse = _single(c for c in _of(creates, ops.CreateIndexOp)
                                       if c.index_name == op.index_name
-                                      and c.table_name == op.table_name)
+                                      and (c.schema, c.table_name) == (op.schema, op.table_name))
             elif isinstance(op, ops.DropTableOp) and op._reverse is None:
                 op._reverse = _single(c for c in _of(creates, ops.CreateTableOp)
-                                      if c.table_name == op.table_name)
+                                      if (c.schema, c.table_name) == (op.schema, op.table_name))
 
 
 def _single(candidates: Iterator[_Op]) -> _Op | None:
@@ -180,6 +181,10 @@ def _of(candidates: list[ops.MigrateOperation], kind: type[_Op]) -> list[_Op]:
 
 def _table(op: ops.MigrateOperation) -> str | None:
     return getattr(op, "table_name", None) or getattr(op, "source_table", None)
+
+
+def _schema(op: ops.MigrateOperation) -> str | None:
+    return getattr(op, "schema", None) or getattr(op, "source_schema", None)
 
 
 def _constraint_type(op: ops.DropConstraintOp) -> str | None:

@@ -66,14 +66,21 @@ class ReadRevision:
 
 
 class _Capture(Operations):
-    """Builds ops instead of running them."""
+    """Builds ops instead of running them. Most methods return what ``invoke`` returns;
+    ``drop_table`` returns None, so the op is also kept as ``invoked``."""
+
+    invoked: Any = None
 
     def invoke(self, operation: Any) -> Any:
+        self.invoked = operation
         return operation
 
 
 class _BatchCapture(BatchOperations):
+    invoked: Any = None
+
     def invoke(self, operation: Any) -> Any:
+        self.invoked = operation
         return operation
 
 
@@ -191,7 +198,7 @@ class _FunctionReader:
         return self._call(statement, call, _Capture(_CONTEXT))
 
     def _call(
-        self, statement: cst.BaseStatement, call: cst.Call, capture: Operations | BatchOperations
+        self, statement: cst.BaseStatement, call: cst.Call, capture: _Capture | _BatchCapture
     ) -> ops.MigrateOperation:
         method = call.func.attr.value  # type: ignore[attr-defined]
         if method == "f" or not hasattr(capture, method):
@@ -204,10 +211,13 @@ class _FunctionReader:
         kwargs = {arg.keyword.value: value for arg, value in arguments if arg.keyword is not None}
         if any(arg.star for arg, _ in arguments):
             return self._opaque(statement, "star arguments")
+        capture.invoked = None
         try:
             op = getattr(capture, method)(*args, **kwargs)
         except Exception as exc:  # the call would fail at run time too: not ours to fix
             return self._opaque(statement, f"{method}() rejected its arguments: {exc}")
+        if op is None:  # drop_table() invokes its op but returns nothing
+            op = capture.invoked
         if not isinstance(op, ops.MigrateOperation):
             return self._opaque(statement, f"{method}() is not an operation")
         self.result.statement_of[id(op)] = statement

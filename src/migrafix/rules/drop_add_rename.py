@@ -27,12 +27,14 @@ class _Plan:
     tables: frozenset[TableRename]
 
     def inverted(self) -> _Plan:
-        table_back = {r.new: r.old for r in self.tables}
+        table_back = {r.new: r.old for r in self.tables}  # under each spelling of the table
+        table_back |= {f"{r.schema}.{r.new}": f"{r.schema}.{r.old}" for r in self.tables
+                       if r.schema is not None}
         return _Plan(
             frozenset(
                 ColumnRename(table_back.get(r.table, r.table), r.new, r.old) for r in self.columns
             ),
-            frozenset(TableRename(r.new, r.old) for r in self.tables),
+            frozenset(TableRename(r.new, r.old, r.schema) for r in self.tables),
         )
 
 
@@ -60,7 +62,8 @@ class DropAddRename(Rule):
     )
     options = (
         "Ask for a rename with `info={\"renamed_from\": \"old\"}` on the new column or table, "
-        "`-x rename=table.old:new` / `-x rename=old_table:new_table` (repeatable), or the "
+        "`-x rename=table.old:new` / `-x rename=old_table:new_table` (repeatable; a table of "
+        "one schema: `schema.old_table:schema.new_table`), or the "
         "`renames` setting. `interactive = true` asks at the terminal for each look-alike pair."
     )
 
@@ -82,7 +85,7 @@ class DropAddRename(Rule):
         tables = set(settings.table_renames)
         for op in revision.upgrade.top:
             if isinstance(op, ops.CreateTableOp) and op.info.get("renamed_from"):
-                tables.add(TableRename(str(op.info["renamed_from"]), op.table_name))
+                tables.add(TableRename(str(op.info["renamed_from"]), op.table_name, op.schema))
         for group in revision.upgrade.table_groups():
             for op in group.ops:
                 if isinstance(op, ops.AddColumnOp) and op.column.info.get("renamed_from"):
@@ -126,8 +129,11 @@ class DropAddRename(Rule):
         for op in tree.top:
             if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)):
                 pairs.add((op.table_name, ""))
-        tables = {t for t, _ in pairs}
-        renamed_tables = {r.new for r in plan.tables} | {r.old for r in plan.tables}
+        dropped = {(op.schema, op.table_name) for op in tree.top if isinstance(op, ops.DropTableOp)}
+        created = {(op.schema, op.table_name) for op in tree.top
+                   if isinstance(op, ops.CreateTableOp)}
+        renamed_tables = {spelling for r in plan.tables for name in (r.old, r.new)
+                          for spelling in table_spellings(name, r.schema)}
         for rename in plan.columns:
             if rename.table in renamed_tables:
                 continue
@@ -137,10 +143,11 @@ class DropAddRename(Rule):
                     f"{rename.table}.{rename.old} and add {rename.table}.{rename.new}",
                     fixed=False))
         for table_rename in plan.tables:
-            if table_rename.old not in tables or table_rename.new not in tables:
+            if _table_pair(table_rename, dropped, created) is None:
                 context.report(Finding(self.name, tree.direction, table_rename.old,
                     f"rename {table_rename} was asked for, but this revision does not drop table "
-                    f"{table_rename.old} and create table {table_rename.new}", fixed=False))
+                    f"{table_rename.old} and create table {table_rename.new} in one schema",
+                    fixed=False))
 
     # --- columns --------------------------------------------------------------------------
 
@@ -190,13 +197,23 @@ class DropAddRename(Rule):
     # --- tables ---------------------------------------------------------------------------
 
     def _rename_table(self, tree: Tree, rename: TableRename, context: RuleContext) -> None:
-        drop = next((op for op in tree.top if isinstance(op, ops.DropTableOp)
-                     and op.table_name == rename.old), None)
-        create = next((op for op in tree.top if isinstance(op, ops.CreateTableOp)
-                       and op.table_name == rename.new), None)
-        if drop is None or create is None:
+        dropped = {(op.schema, op.table_name) for op in tree.top if isinstance(op, ops.DropTableOp)}
+        created = {(op.schema, op.table_name) for op in tree.top
+                   if isinstance(op, ops.CreateTableOp)}
+        schema_pair = _table_pair(rename, dropped, created)
+        if schema_pair is None:
             return
-        schema = create.schema
+        schema = schema_pair[0]
+        drop = next(op for op in tree.top if isinstance(op, ops.DropTableOp)
+                    and (op.schema, op.table_name) == (schema, rename.old))
+        create = next(op for op in tree.top if isinstance(op, ops.CreateTableOp)
+                      and (op.schema, op.table_name) == (schema, rename.new))
+        if drop._reverse is None:  # a revision file whose other function does not create it
+            context.report(Finding(self.name, tree.direction, rename.old,
+                f"rename {rename} was asked for, but nothing here says which columns "
+                f"{rename.old} had (no create_table of it in the other function is read): "
+                "write the rename_table by hand", fixed=False, op=drop))
+            return
         changes: list[ops.MigrateOperation] = []
         old_columns = {c.name: c for c in _columns(drop._reverse) }
         new_columns = {c.name: c for c in _columns(create)}
@@ -224,6 +241,20 @@ class DropAddRename(Rule):
         context.report(Finding(self.name, tree.direction, rename.old,
             f"drop_table + create_table of {rename.old} / {rename.new} written as a rename",
             fixed=True, op=create))
+
+
+def _table_pair(
+    rename: TableRename,
+    dropped: set[tuple[str | None, str]],
+    created: set[tuple[str | None, str]],
+) -> tuple[str | None] | None:
+    """The schema (a 1-tuple) where this revision drops ``rename.old`` and creates
+    ``rename.new``; None when it does not, or when a bare rename matches in two schemas. A
+    table dropped in one schema and created in another moved: that is no rename."""
+    schemas = {schema for schema, name in dropped
+               if name == rename.old and (schema, rename.new) in created
+               and rename.schema in (None, schema)}
+    return (schemas.pop(),) if len(schemas) == 1 else None
 
 
 def _columns(op: ops.CreateTableOp | None) -> list[sa.Column[object]]:
