@@ -129,9 +129,6 @@ class DropAddRename(Rule):
         for op in tree.top:
             if isinstance(op, (ops.CreateTableOp, ops.DropTableOp)):
                 pairs.add((op.table_name, ""))
-        dropped = {(op.schema, op.table_name) for op in tree.top if isinstance(op, ops.DropTableOp)}
-        created = {(op.schema, op.table_name) for op in tree.top
-                   if isinstance(op, ops.CreateTableOp)}
         renamed_tables = {spelling for r in plan.tables for name in (r.old, r.new)
                           for spelling in table_spellings(name, r.schema)}
         for rename in plan.columns:
@@ -143,7 +140,7 @@ class DropAddRename(Rule):
                     f"{rename.table}.{rename.old} and add {rename.table}.{rename.new}",
                     fixed=False))
         for table_rename in plan.tables:
-            if _table_pair(table_rename, dropped, created) is None:
+            if not _drops_and_creates(tree, table_rename):
                 context.report(Finding(self.name, tree.direction, table_rename.old,
                     f"rename {table_rename} was asked for, but this revision does not drop table "
                     f"{table_rename.old} and create table {table_rename.new} in one schema",
@@ -197,17 +194,20 @@ class DropAddRename(Rule):
     # --- tables ---------------------------------------------------------------------------
 
     def _rename_table(self, tree: Tree, rename: TableRename, context: RuleContext) -> None:
-        dropped = {(op.schema, op.table_name) for op in tree.top if isinstance(op, ops.DropTableOp)}
-        created = {(op.schema, op.table_name) for op in tree.top
-                   if isinstance(op, ops.CreateTableOp)}
-        schema_pair = _table_pair(rename, dropped, created)
-        if schema_pair is None:
+        pairs = _drops_and_creates(tree, rename)
+        if len(pairs) > 1:  # said once, of the rename as asked: the upgrade's
+            if tree.direction != "upgrade":
+                return
+            schemas = " and ".join(sorted(str(create.schema) for _, create in pairs))
+            context.report(Finding(self.name, tree.direction, rename.old,
+                f"rename {rename} was asked for, and this revision drops {rename.old} and "
+                f"creates {rename.new} in schemas {schemas}: name the one meant "
+                f"(schema.{rename.old}:schema.{rename.new})", fixed=False, op=pairs[0][1]))
             return
-        schema = schema_pair[0]
-        drop = next(op for op in tree.top if isinstance(op, ops.DropTableOp)
-                    and (op.schema, op.table_name) == (schema, rename.old))
-        create = next(op for op in tree.top if isinstance(op, ops.CreateTableOp)
-                      and (op.schema, op.table_name) == (schema, rename.new))
+        if not pairs:
+            return
+        [(drop, create)] = pairs
+        schema = create.schema
         if drop._reverse is None:  # a revision file whose other function does not create it
             context.report(Finding(self.name, tree.direction, rename.old,
                 f"rename {rename} was asked for, but nothing here says which columns "
@@ -243,18 +243,17 @@ class DropAddRename(Rule):
             fixed=True, op=create))
 
 
-def _table_pair(
-    rename: TableRename,
-    dropped: set[tuple[str | None, str]],
-    created: set[tuple[str | None, str]],
-) -> tuple[str | None] | None:
-    """The schema (a 1-tuple) where this revision drops ``rename.old`` and creates
-    ``rename.new``; None when it does not, or when a bare rename matches in two schemas. A
-    table dropped in one schema and created in another moved: that is no rename."""
-    schemas = {schema for schema, name in dropped
-               if name == rename.old and (schema, rename.new) in created
-               and rename.schema in (None, schema)}
-    return (schemas.pop(),) if len(schemas) == 1 else None
+def _drops_and_creates(
+    tree: Tree, rename: TableRename
+) -> list[tuple[ops.DropTableOp, ops.CreateTableOp]]:
+    """The drop of ``rename.old`` and the create of ``rename.new`` in one schema, for each
+    schema where the tree has both (a bare rename may find two). A table dropped in one schema
+    and created in another moved: that is no rename."""
+    drops = {op.schema: op for op in tree.top if isinstance(op, ops.DropTableOp)
+             and op.table_name == rename.old and rename.schema in (None, op.schema)}
+    creates = {op.schema: op for op in tree.top if isinstance(op, ops.CreateTableOp)
+               and op.table_name == rename.new}
+    return [(drop, creates[schema]) for schema, drop in drops.items() if schema in creates]
 
 
 def _columns(op: ops.CreateTableOp | None) -> list[sa.Column[object]]:
