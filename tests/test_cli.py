@@ -518,6 +518,25 @@ def test_stdin_twice_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
 # --- a real process --------------------------------------------------------------------------
 
 
+def test_a_run_that_skips_every_file_imports_no_sqlalchemy(project: Path) -> None:
+    """Importing Alembic and SQLAlchemy takes longer (0.45 s) than a pre-commit run whose
+    files the pre-filter all skips: such a run must not pay it."""
+    put(project / V / "a1_note.py", CLEAN)
+    put(project / V / "b2_note.py", CLEAN.replace("a1b2c3d4e5f6", "b2c3d4e5f6a7"))
+    script = ("import sys; from migrafix.cli import main; "
+              "code = main(['check', '--jobs', '1', '--no-cache', sys.argv[1]]); "
+              "print(code, sorted(m for m in sys.modules if m.split('.')[0] in "
+              "('sqlalchemy', 'alembic', 'libcst')))")
+    done = subprocess.run([sys.executable, "-c", script, V], cwd=project, capture_output=True,
+                          text=True, check=False)
+    assert (done.stdout, done.stderr) == ("0 []\n", "")
+    put(project / V / "c3_fk.py", FK.replace("a1b2c3d4e5f6", "c3d4e5f6a7b8"))  # parsed
+    done = subprocess.run([sys.executable, "-c", script, V], cwd=project, capture_output=True,
+                          text=True, check=False)
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("1 [") and "'sqlalchemy'" in last
+
+
 def test_process_exit_codes_and_messages(project: Path) -> None:
     put(project / V / "a1_note.py", CLEAN)
     assert run_process("rewrite", V, cwd=project).returncode == 0
