@@ -116,6 +116,7 @@ def corpus_figures() -> None:
                                                                        *trees))))
         rows.append((f"migrafix {name} --jobs {JOBS}, warm", timed(cli(*command, *common,
                                                                        *trees), 3)))
+    small = small_runs(files, cli)
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(empty, ignore_errors=True)
     rows += in_process(trees)
@@ -128,7 +129,28 @@ def corpus_figures() -> None:
     for label, seconds in rows:
         print(f"{label:58} {seconds:8.3f} {len(files) / seconds:8.0f} "
               f"{parse_1 / seconds:8.1f}x {parse_2 / seconds:8.1f}x")
+    print(f"\nsmall runs, as pre-commit makes them (no cache, best of 3)\n{'':58} {'seconds':>8}")
+    for label, seconds in small:
+        print(f"{label:58} {seconds:8.3f}")
     print()
+
+
+def small_runs(
+    files: Sequence[str], cli: Callable[..., Callable[[], Any]]
+) -> list[tuple[str, float]]:
+    """What a pre-commit run of a few files costs: start-up and imports, mostly. The first
+    files (sorted) that the pre-filter skips, and the first that holds a finding."""
+    from migrafix.codemod import Options, check_source
+    from migrafix.codemod.prefilter import may_have_findings
+
+    options = Options(naming="database")
+    skipped = [f for f in files if not may_have_findings(Path(f).read_bytes(), options)][:10]
+    found = next(f for f in files if check_source(Path(f).read_text("utf-8"), options))
+    common = ("check", "--no-cache", "--dialect", "postgresql", "--naming", "database")
+    return [
+        ("migrafix check, 10 files the pre-filter skips", timed(cli(*common, *skipped), 3)),
+        ("migrafix check, 1 file with a finding", timed(cli(*common, found), 3)),
+    ]
 
 
 def in_process(trees: Sequence[str]) -> list[tuple[str, float]]:
