@@ -248,8 +248,9 @@ def _needs_split(column: sa.Column[Any]) -> bool:
     )
 
 
-def _backfill_values(column: sa.Column[Any], keys: list[str], context: RuleContext) \
-        -> Iterator[Any]:
+def _backfill_values(
+    column: sa.Column[Any], keys: list[str], context: RuleContext
+) -> Iterator[Any]:
     """The known backfills, first the one to use: the column's info, its scalar default, the
     ``backfill`` setting."""
     if "backfill" in column.info:
@@ -268,9 +269,9 @@ def _backfill_update(
     table: str, schema: str | None, column: sa.Column[Any], keys: list[str],
     context: RuleContext,
 ) -> tuple[str | None, str]:
-    """The backfill's UPDATE, and ""; or None, and "" when no backfill is known, or why
-    SQLAlchemy cannot write the known one as SQL (default={} on a JSON column: the next one
-    known is used then, e.g. the ``backfill`` setting)."""
+    """The UPDATE of the first known backfill SQLAlchemy can write as SQL, and "". Else None,
+    and why the known ones could not be written ("" when none is known). A dict default on a
+    JSON column has no SQL literal: the next one known (the ``backfill`` setting) is used."""
     unwritable = ""
     for value in _backfill_values(column, keys, context):
         try:
