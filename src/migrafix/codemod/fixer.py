@@ -18,7 +18,13 @@ from alembic.operations import ops
 
 from migrafix.codemod.api import FileFinding, FileResult, Options
 from migrafix.codemod.positions import StatementPositions
-from migrafix.codemod.reader import OpaqueOp, ReadFunction, ReadRevision, read_revision
+from migrafix.codemod.reader import (
+    OpaqueOp,
+    ReadFunction,
+    ReadRevision,
+    read_revision,
+    table_of,
+)
 from migrafix.engine import fix_revision
 from migrafix.ops import AutocommitBlockOp
 from migrafix.revision import every_op, origin_of
@@ -158,8 +164,7 @@ def _link_twins(upgrade: ReadFunction, downgrade: ReadFunction) -> None:
                     c for c in creates
                     if isinstance(c, ops.AddConstraintOp)
                     and getattr(c, "constraint_name", "") == op.constraint_name
-                    and _table(c) == op.table_name
-                    and _schema(c) == op.schema
+                    and table_of(c) == (op.schema, op.table_name)
                     and c.constraint_type == _constraint_type(op))
             elif isinstance(op, ops.DropIndexOp) and op._reverse is None:
                 op._reverse = _single(c for c in _of(creates, ops.CreateIndexOp)
@@ -177,14 +182,6 @@ def _single(candidates: Iterator[_Op]) -> _Op | None:
 
 def _of(candidates: list[ops.MigrateOperation], kind: type[_Op]) -> list[_Op]:
     return [c for c in candidates if isinstance(c, kind)]
-
-
-def _table(op: ops.MigrateOperation) -> str | None:
-    return getattr(op, "table_name", None) or getattr(op, "source_table", None)
-
-
-def _schema(op: ops.MigrateOperation) -> str | None:
-    return getattr(op, "schema", None) or getattr(op, "source_schema", None)
 
 
 def _constraint_type(op: ops.DropConstraintOp) -> str | None:
@@ -343,18 +340,30 @@ def _prefers_double_quotes(source: str) -> bool:
     return doubles > singles
 
 
+_IMPORT = re.compile(r"import ([\w.]+)(?: as (\w+))?")
+_FROM_IMPORT = re.compile(r"from ([\w.]+) import (\w+)(?: as (\w+))?")
+
+
+def _import_line(line: str) -> tuple[str, str | None, str | None] | None:
+    """(module, name, alias) of the import lines the writer asks for: ``import m [as a]``
+    (name None) or ``from m import n [as a]``."""
+    if parsed := _IMPORT.fullmatch(line):
+        return parsed[1], None, parsed[2]
+    if parsed := _FROM_IMPORT.fullmatch(line):
+        return parsed[1], parsed[2], parsed[3]
+    return None
+
+
 def _already_imported(line: str, imported: Mapping[str, str]) -> bool:
     """Whether the module's top-level imports already bind what an import line binds."""
-    parsed = re.fullmatch(r"import ([\w.]+)(?: as (\w+))?", line)
-    if parsed:
-        path, local = parsed.group(1), parsed.group(2)
-        return imported.get(local or path.split(".")[0]) == (path if local else
-                                                                path.split(".")[0])
-    parsed = re.fullmatch(r"from ([\w.]+) import (\w+)(?: as (\w+))?", line)
-    if parsed:
-        base, name, local = parsed.groups()
-        return imported.get(local or name) == f"{base}.{name}"
-    return False
+    parsed = _import_line(line)
+    if parsed is None:
+        return False
+    module, name, alias = parsed
+    if name is None:  # `import a.b` binds a; `import a.b as x` binds x to a.b
+        path = module if alias else module.split(".")[0]
+        return imported.get(alias or path) == path
+    return imported.get(alias or name) == f"{module}.{name}"
 
 
 def _with_imports(module: cst.Module, imports: set[str]) -> cst.Module:
@@ -364,12 +373,8 @@ def _with_imports(module: cst.Module, imports: set[str]) -> cst.Module:
 
     context = CodemodContext()
     for line in sorted(imports):
-        parsed = re.fullmatch(r"import ([\w.]+)(?: as (\w+))?", line)
-        if parsed:
-            AddImportsVisitor.add_needed_import(context, parsed.group(1), asname=parsed.group(2))
-            continue
-        parsed = re.fullmatch(r"from ([\w.]+) import (\w+)(?: as (\w+))?", line)
-        if parsed:
-            AddImportsVisitor.add_needed_import(context, parsed.group(1), parsed.group(2),
-                                                asname=parsed.group(3))
+        parsed = _import_line(line)
+        if parsed is not None:
+            source, name, alias = parsed
+            AddImportsVisitor.add_needed_import(context, source, name, asname=alias)
     return AddImportsVisitor(context).transform_module(module)

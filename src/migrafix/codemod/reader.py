@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import conv
 
 from migrafix.ops import AutocommitBlockOp
 
-__all__ = ["OpaqueOp", "ReadFunction", "ReadRevision", "read_revision"]
+__all__ = ["OpaqueOp", "ReadFunction", "ReadRevision", "read_revision", "table_of"]
 
 
 class OpaqueOp(ops.MigrateOperation):
@@ -416,7 +416,7 @@ def _grouped(top: Sequence[ops.MigrateOperation]) -> list[ops.MigrateOperation]:
     result: list[ops.MigrateOperation] = []
     for op in top:
         if isinstance(op, _TABLE_LEVEL):
-            table = _table_of(op)
+            table = table_of(op)
             previous = result[-1] if result else None
             if (
                 isinstance(previous, ops.ModifyTableOps)
@@ -433,7 +433,8 @@ def _grouped(top: Sequence[ops.MigrateOperation]) -> list[ops.MigrateOperation]:
     return result
 
 
-def _table_of(op: ops.MigrateOperation) -> tuple[str | None, str]:
+def table_of(op: ops.MigrateOperation) -> tuple[str | None, str]:
+    """(schema, table) of an op on a table, whatever the op calls them."""
     table = getattr(op, "table_name", None) or getattr(op, "source_table", None)
     return (getattr(op, "schema", None) or getattr(op, "source_schema", None), str(table))
 
