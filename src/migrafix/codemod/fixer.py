@@ -77,6 +77,8 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
         rerun="run `migrafix rewrite`",
         report_unmatched_renames=False,
         flag_look_alikes=options.naming != "database",
+        in_batch=lambda group: any(id(origin_of(group)) in f.batch_of
+                                   for _, f in _functions(read)),
     )
     before = {}
     if write:  # the writer (and black) are imported only when something may be written
