@@ -15,7 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import conv
 
-from migrafix.ops import BackfillOp, BatchedBackfillOp
+from migrafix.ops import BackfillOp, BatchedBackfillOp, UndoOnFailureOp
 
 __all__ = [
     "BATCHED_DIALECTS",
@@ -111,8 +111,10 @@ def set_not_null_online(
     PostgreSQL: ``CHECK (c IS NOT NULL) NOT VALID`` (from then on no new NULL can be written),
     ``fill_rest`` for rows written since the batches passed, ``VALIDATE`` (SHARE UPDATE
     EXCLUSIVE: reads and writes go on), ``SET NOT NULL`` (PostgreSQL 12+ takes the validated
-    check as proof and skips its scan), then the check is dropped. Elsewhere ``fill_rest`` and
-    the ALTER (InnoDB changes NULL-ability in place, with concurrent writes)."""
+    check as proof and skips its scan), then the check is dropped. Should a row stay NULL (the
+    backfill gives NULL for it), the check is dropped before the error is raised: left in
+    place, it would refuse every write to that row. Elsewhere ``fill_rest`` and the ALTER
+    (InnoDB changes NULL-ability in place, with concurrent writes)."""
     set_not_null = ops.AlterColumnOp(table, column.name, schema=schema,
                                      existing_type=column.type, existing_nullable=True,
                                      existing_comment=column.comment, modify_nullable=False)
@@ -125,12 +127,16 @@ def set_not_null_online(
     check = sa.CheckConstraint(f"{preparer.quote(column.name)} IS NOT NULL", name=name,
                                postgresql_not_valid=True)
     sa.Table(table, sa.MetaData(), sa.Column(column.name, column.type), check, schema=schema)
+    drop_check = ops.DropConstraintOp(name, table, type_="check", schema=schema)
     return [
-        # a rerun after a failed VALIDATE (NULLs left by the backfill) starts this step again
+        # a run killed after the check was added leaves it: the rerun starts this step again
         ops.ExecuteSQLOp(f"ALTER TABLE {target} DROP CONSTRAINT IF EXISTS {quoted}"),
         ops.AddConstraintOp.from_constraint(check),
-        fill_rest,
-        ops.ExecuteSQLOp(f"ALTER TABLE {target} VALIDATE CONSTRAINT {quoted}"),
+        UndoOnFailureOp(
+            [fill_rest, ops.ExecuteSQLOp(f"ALTER TABLE {target} VALIDATE CONSTRAINT {quoted}")],
+            [drop_check],
+            why="a row left NULL: the check would refuse writes to it",
+        ),
         set_not_null,
-        ops.DropConstraintOp(name, table, type_="check", schema=schema),
+        drop_check,
     ]

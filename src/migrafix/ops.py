@@ -14,8 +14,16 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.autogenerate.render import render_op
 from alembic.operations import ops
+from alembic.operations.ops import MigrateOperation
 
-__all__ = ["AutocommitBlockOp", "BackfillOp", "BatchedBackfillOp", "CommentOp", "wrap_comment"]
+__all__ = [
+    "AutocommitBlockOp",
+    "BackfillOp",
+    "BatchedBackfillOp",
+    "CommentOp",
+    "UndoOnFailureOp",
+    "wrap_comment",
+]
 
 
 class CommentOp(ops.MigrateOperation):
@@ -84,6 +92,23 @@ class BatchedBackfillOp(ops.MigrateOperation):
         return ("backfill_column", None, self.table_name, self.column_name)
 
 
+class UndoOnFailureOp(ops.MigrateOperation):
+    """``try: <ops> except Exception: <undo>; raise``: a step whose failure must not leave
+    behind what the steps before it put in place (a NOT VALID check refusing writes)."""
+
+    ops: Sequence[ops.MigrateOperation] = ()  # no diff for `alembic check`
+
+    def __init__(
+        self, body: Sequence[MigrateOperation], undo: Sequence[MigrateOperation], why: str
+    ) -> None:
+        self.body = list(body)
+        self.undo = list(undo)
+        self.why = why
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("undo_on_failure", tuple(op.to_diff_tuple() for op in self.body))
+
+
 class AutocommitBlockOp(ops.MigrateOperation):
     """``with op.get_context().autocommit_block():`` around work that must not run in the
     migration's transaction: what PostgreSQL refuses there (CONCURRENTLY), or what must commit
@@ -141,14 +166,27 @@ def _render_batched_backfill(
     op_ = autogen_context.opts.get("alembic_module_prefix") or "op."
     # Alembic's printer indents after a line ending in ":" and dedents at a blank line.
     return [
-        f"bind = {op_}get_bind()  # None offline (--sql): the UPDATE after the loop fills all",
-        f"after = bind.scalar({sa_}text({op.first_key!r})) if bind is not None else None",
+        "# offline (--sql) there are no rows to read: the UPDATE after the loop fills them all",
+        f"bind = {op_}get_bind()",
+        f"after = None if {op_}get_context().as_sql else bind.scalar({sa_}text({op.first_key!r}))",
         "while after is not None:",
         f"upto = bind.scalar({sa_}text({op.next_upto!r}), {{'after': after}})",
         f"bind.execute({sa_}text({op.update!r}), {{'after': after, 'upto': upto}})",
         "after = upto",
         "",
     ]
+
+
+@renderers.dispatch_for(UndoOnFailureOp)
+def _render_undo_on_failure(autogen_context: AutogenContext, op: UndoOnFailureOp) -> list[str]:
+    lines = ["try:"]
+    for inner in op.body:
+        lines.extend(render_op(autogen_context, inner))
+    lines.append(f"except Exception:  # {op.why}")
+    for inner in op.undo:
+        lines.extend(render_op(autogen_context, inner))
+    lines += ["raise", ""]
+    return lines
 
 
 def wrap_comment(lines: Sequence[str], width: int = 88) -> list[str]:

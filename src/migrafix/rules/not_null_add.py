@@ -506,8 +506,9 @@ NotNullAdd.examples = (
             # one batch at most, then made NOT NULL through a CHECK validated while writes go on.
             # Every step can run again: after a failure, fix its cause and run `alembic upgrade head`.
             with op.get_context().autocommit_block():
-                bind = op.get_bind()  # None offline (--sql): the UPDATE after the loop fills all
-                after = bind.scalar(sa.text('SELECT min(id) - 1 FROM line')) if bind is not None else None
+                # offline (--sql) there are no rows to read: the UPDATE after the loop fills them all
+                bind = op.get_bind()
+                after = None if op.get_context().as_sql else bind.scalar(sa.text('SELECT min(id) - 1 FROM line'))
                 while after is not None:
                     upto = bind.scalar(sa.text('SELECT max(id) FROM (SELECT id FROM line WHERE id > :after ORDER BY id LIMIT 10000) AS batch'), {'after': after})
                     bind.execute(sa.text('UPDATE line SET total=price * quantity WHERE id > :after AND id <= :upto AND total IS NULL'), {'after': after, 'upto': upto})
@@ -515,8 +516,13 @@ NotNullAdd.examples = (
 
                 op.execute('ALTER TABLE line DROP CONSTRAINT IF EXISTS ck_line_total_not_null')
                 op.create_check_constraint('ck_line_total_not_null', 'line', 'total IS NOT NULL', postgresql_not_valid=True)
-                op.execute('UPDATE line SET total=price * quantity WHERE line.total IS NULL')
-                op.execute('ALTER TABLE line VALIDATE CONSTRAINT ck_line_total_not_null')
+                try:
+                    op.execute('UPDATE line SET total=price * quantity WHERE line.total IS NULL')
+                    op.execute('ALTER TABLE line VALIDATE CONSTRAINT ck_line_total_not_null')
+                except Exception:  # a row left NULL: the check would refuse writes to it
+                    op.drop_constraint('ck_line_total_not_null', 'line', type_='check')
+                    raise
+
                 op.alter_column('line', 'total',
                        existing_type=sa.Integer(),
                        nullable=False)
