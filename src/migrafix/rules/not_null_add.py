@@ -360,33 +360,34 @@ def _form(value: Any, column: sa.Column[Any], context: RuleContext) -> tuple[For
       which holds the table's lock for the whole UPDATE.
     """
     dialect = context.dialect
-    if _takes_as_default(value, column, dialect):
+    not_a_default = _why_not_a_default(value, column, dialect)
+    if not not_a_default:
         return "server default", ""
     if dialect.name not in BATCHED_DIALECTS:
         return "one transaction", ""  # SQLite: the batch-block split, one writer anyway
     if not context.separate_revisions:
         return "one transaction", (
-            "its backfill is not a constant, so the UPDATE holds the table's lock until the "
-            "migration commits; migrafix's autogenerate hook writes it as batches in a "
-            "revision of its own")
+            f"{not_a_default}, so the UPDATE holds the table's lock until the migration "
+            "commits; migrafix's autogenerate hook writes it as batches in a revision of its "
+            "own")
     if _integer_key(column) is None:
         return "one transaction", (
-            "its backfill is not a constant, and the table has no single integer primary key "
-            "to fill it in batches by: on a large table, fill it in batches by hand")
+            f"{not_a_default}, and the table has no single integer primary key to fill it in "
+            "batches by: on a large table, fill it in batches by hand")
     return "batches", ""
 
 
-def _takes_as_default(value: Any, column: sa.Column[Any], dialect: Dialect) -> bool:
-    """Whether ``value`` can be the column's DEFAULT on ``dialect`` with the result an
-    UPDATE would give: a constant, or (PostgreSQL) a function that is not volatile."""
+def _why_not_a_default(value: Any, column: sa.Column[Any], dialect: Dialect) -> str:
+    """Why ``value`` cannot be the column's DEFAULT on ``dialect`` with the result an UPDATE
+    would give; "" when it can: a constant, or (PostgreSQL) a function that is not volatile."""
     if dialect.name in ("mysql", "mariadb") and not getattr(dialect, "is_mariadb", False) \
             and isinstance(column.type, (sa.Text, sa.LargeBinary, sa.JSON)):
-        return False  # MySQL takes no literal DEFAULT on TEXT, BLOB or JSON columns
+        return "MySQL takes no literal DEFAULT on a TEXT, BLOB or JSON column"
     if isinstance(value, sa.sql.elements.BindParameter):
-        return True  # a Python value, rendered as a literal
+        return ""  # a Python value, rendered as a literal
     sql = str(value.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     constant = _PG_CONSTANT if dialect.name == "postgresql" else _LITERAL
-    return constant.fullmatch(sql.strip()) is not None
+    return "" if constant.fullmatch(sql.strip()) else "its backfill is not a constant"
 
 
 _LITERAL_TEXT = r"(?:[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|'(?:[^']|'')*'|TRUE|FALSE)"
