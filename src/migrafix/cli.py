@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from migrafix.codemod.api import FileFinding
@@ -19,6 +20,7 @@ from migrafix.codemod.report import (
     text_finding,
 )
 from migrafix.codemod.runner import Job, Outcome, ProjectSpec, run
+from migrafix.codemod.split_parts import orphaned_parts
 from migrafix.settings import SettingsError
 
 __all__ = ["main"]
@@ -192,7 +194,8 @@ def _run(args: argparse.Namespace) -> int:
     outcomes = run(jobs, spec, args.jobs, cache=cache)
     if rewriting:
         return _report_rewrite(args, outcomes)
-    return _report_check(args, outcomes)
+    return _report_check(args, outcomes, [job.candidate.path for job in jobs
+                                          if job.candidate.path is not None])
 
 
 def _error(outcome: Outcome, github: bool = False) -> None:
@@ -234,23 +237,30 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
     return int(changed and not args.exit_zero_even_if_changed)
 
 
-def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
+def _report_check(
+    args: argparse.Namespace, outcomes: Iterable[Outcome], paths: Sequence[Path]
+) -> int:
     errors = False
     found: list[tuple[str, FileFinding]] = []
     files = 0
     github = args.format == "github"
+    reports = []
     for outcome in outcomes:
         _warnings(outcome)
         if outcome.status == "error":
             errors = True
             _error(outcome, github)
-        files += bool(outcome.findings)
-        for finding in outcome.findings:
-            found.append((outcome.name, finding))
+        reports.append((outcome.name, outcome.findings))
+    # The history across files: a split-off revision whose main revision is gone.
+    reports += [(str(path), (finding,)) for path, finding in orphaned_parts(paths)]
+    for name, findings in reports:
+        files += bool(findings)
+        for finding in findings:
+            found.append((name, finding))
             if args.format == "text":
-                print(text_finding(outcome.name, finding))
+                print(text_finding(name, finding))
             elif github:
-                print(github_finding(outcome.name, finding))
+                print(github_finding(name, finding))
     if args.format == "json":
         print(json_findings(found))
     elif args.format == "text" and found:

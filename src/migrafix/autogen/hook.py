@@ -15,6 +15,7 @@ import migrafix.ops  # noqa: F401  (registers the renderers of migrafix's ops)
 from migrafix.autogen.split import split_revision
 from migrafix.engine import fix_revision
 from migrafix.rules import RuleContext
+from migrafix.rules.base import log
 from migrafix.rules.drop_add_rename import ask_at_terminal
 from migrafix.settings import (
     Settings,
@@ -64,7 +65,14 @@ class Hook:
             ):
                 fix_revision(upgrade, downgrade, rule_context)
         if split:
-            directives[:] = [part for script in directives for part in split_revision(script)]
+            parts = [split_revision(script) for script in directives]
+            for script_parts in parts:
+                if len(script_parts) > 1:
+                    ids = ", ".join(str(part.rev_id) for part in script_parts)
+                    log.info("this revision is written as %s (autocommit work in revisions of "
+                             "its own): `alembic downgrade %s-1` undoes them all; to regenerate "
+                             "it, delete all of them", ids, script_parts[0].rev_id)
+            directives[:] = [part for script_parts in parts for part in script_parts]
 
     def settings_for(self, context: MigrationContext) -> Settings:
         settings = Settings()
