@@ -342,6 +342,43 @@ def test_unwritable_folder_reports_cannot_write(project: Path) -> None:
     assert named_by_convention((project / "other" / "c3_fk.py").read_text())
 
 
+def test_read_only_file_is_not_rewritten(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """chmod 444 says "do not change": the atomic rename would replace the file anyway (it
+    needs only the folder's write bit), so rewrite refuses it, even as root, and goes on with
+    the others. --check and --diff write nothing: for them it is a file like any other."""
+    read_only = put(project / V / "a1_fk.py", FK, mode=0o444)
+    other = put(project / V / "b2_fk.py", FK.replace("a1b2c3d4e5f6", "b2"))
+    code, out, err = run(capsys, "rewrite", "--naming", "convention", V)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"{V}/a1_fk.py: error: cannot write: read-only file (mode 444)",
+        f"Rewriting {V}/b2_fk.py",
+    ]
+    assert read_only.read_text() == FK and stat.S_IMODE(read_only.stat().st_mode) == 0o444
+    assert named_by_convention(other.read_text())
+    code, _, err = run(capsys, "rewrite", "--naming", "convention", "--check", V)
+    assert (code, err) == (1, f"Would rewrite {V}/a1_fk.py\n")
+    code, out, _ = run(capsys, "rewrite", "--naming", "convention", "--diff", V)
+    assert code == 1 and out.startswith(f"--- {V}/a1_fk.py\n")
+    assert read_only.read_text() == FK
+
+
+def test_file_of_another_user_is_not_rewritten(project: Path) -> None:
+    """A file the process may not write (mode 644, owned by someone else), in a folder it may
+    write: the rename would replace it; rewrite says it cannot write it instead."""
+    path = put(project / V / "a1_fk.py", FK, mode=0o644)
+    if os.geteuid() == 0:
+        os.chown(path, 65534, 65534)  # nobody
+    else:  # pragma: no cover - the file must belong to another user
+        pytest.skip("needs root to give a file away")
+    done = run_unprivileged("rewrite", "--naming", "convention", V, cwd=project)
+    assert done.stderr.decode() == f"{V}/a1_fk.py: error: cannot write: Permission denied\n"
+    assert done.returncode == 2
+    assert path.read_text() == FK and path.stat().st_uid == 65534
+
+
 # --- atomic writes ---------------------------------------------------------------------------
 
 

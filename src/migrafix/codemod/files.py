@@ -4,13 +4,14 @@ A file's bytes are the truth: it is read as bytes and decoded as UTF-8 without n
 translation, so ``\\r\\n`` reaches the codemod and comes back; a UTF-8 byte order mark is kept
 aside and put back. A write goes to a temporary file in the same folder, gets the original's
 permission bits, and replaces the original in one ``os.replace``: a reader sees the old file or
-the new one, never half of one.
+the new one, never half of one. A file that may not be written is not replaced.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -160,10 +161,19 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path``'s content with ``data``, keeping its permission bits (and owner, where
     allowed). A symlink is followed: its target is replaced, the link stays a link.
 
-    On failure the original is untouched and no temporary file is left behind.
+    A file this process may not write is refused with ``PermissionError``, although the
+    rename would replace it (it needs only the folder's write permission): one with no write
+    bit at all (read-only on purpose: refused even to root), or one the process lacks the
+    permission to write. On failure the original is untouched and no temporary file is left
+    behind.
     """
     target = Path(os.path.realpath(path))
     original = target.stat()
+    mode = stat.S_IMODE(original.st_mode)
+    if not mode & 0o222:
+        raise PermissionError(errno.EACCES, f"read-only file (mode {mode:o})", str(path))
+    if not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     descriptor, temporary = tempfile.mkstemp(
         dir=target.parent, prefix=".migrafix-", suffix=".tmp"
     )
@@ -172,7 +182,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(temporary, stat.S_IMODE(original.st_mode))
+        os.chmod(temporary, mode)
         if hasattr(os, "chown"):
             written = os.stat(temporary)
             if (written.st_uid, written.st_gid) != (original.st_uid, original.st_gid):
