@@ -771,14 +771,36 @@ def test_command_line_ignore_replaces_pyproject_ignore(
     assert code == 1 and "unnamed-constraint" in out
 
 
-def test_broken_pyproject_is_an_error_for_its_files(
-    project: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ("[tool.migrafix\n", ": not valid TOML: Expected ']' at the end of a table declaration "
+         "(at line 1, column 15)"),
+        ('[tool.migrafix]\nignor = ["unnamed-constraint"]\n', " [tool.migrafix]: unknown "
+         "migrafix setting 'ignor' (known: backfill, concurrent_indexes, ignore, interactive, "
+         "metadata, naming_convention, per_path, rename, renames, select, "
+         "split_concurrent_revisions)"),
+    ],
+)
+def test_broken_pyproject_is_one_line_and_other_projects_still_run(
+    project: Path, capsys: pytest.CaptureFixture[str], content: str, complaint: str
 ) -> None:
-    put(project / "pyproject.toml", "[tool.migrafix\n")
-    put(project / V / "a1_note.py", CLEAN)
-    code, _, err = run(capsys, "check", V)
+    """Said once, as a bad flag is, not once for each of its files; exit 2; the files of
+    another pyproject.toml are checked."""
+    pyproject = put(project / "pyproject.toml", content)
+    for i in range(3):
+        put(project / V / f"a{i}_fk.py", FK)
+    put(project / "other" / "pyproject.toml", "")
+    put(project / "other" / "versions" / "b1_fk.py", FK)
+    code, out, err = run(capsys, "check", "--naming", "convention", V, "other")
     assert code == 2
-    assert err.startswith(f"{V}/a1_note.py: error: {project / 'pyproject.toml'}: not valid TOML")
+    assert err.splitlines() == [f"migrafix: error: {pyproject}{complaint}",
+                                "Found 2 findings in 1 file; 2 fixable by `migrafix rewrite`, "
+                                "0 to fix by hand."]
+    assert {line.split(":")[0] for line in out.splitlines()} == {"other/versions/b1_fk.py"}
+    code, out, _ = run(capsys, "check", "--naming", "convention", "--format", "github", V)
+    assert code == 2
+    assert out == f"::error title=migrafix::{pyproject}{complaint}\n"
 
 
 def test_settings_come_from_the_nearest_pyproject(project: Path) -> None:

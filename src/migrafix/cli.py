@@ -195,10 +195,27 @@ def _run(args: argparse.Namespace) -> int:
     return _report_check(args, outcomes)
 
 
-def _error(outcome: Outcome, github: bool = False) -> None:
-    print(f"{outcome.name}: error: {outcome.error}", file=sys.stderr)
-    if github:
-        print(github_error(outcome.name, outcome.error or ""))
+class _Errors:
+    """Prints each file's error; an error in the settings (a broken pyproject.toml), which
+    every file they govern shares, once, as the command line's own errors are printed."""
+
+    def __init__(self, github: bool = False) -> None:
+        self.github = github
+        self.seen: set[str] = set()
+        self.any = False
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.any = True
+        reason = outcome.error or ""
+        if not outcome.in_settings:
+            print(f"{outcome.name}: error: {reason}", file=sys.stderr)
+            if self.github:
+                print(github_error(outcome.name, reason))
+        elif reason not in self.seen:
+            self.seen.add(reason)
+            print(f"migrafix: error: {reason}", file=sys.stderr)
+            if self.github:
+                print(github_error(None, reason))
 
 
 def _warnings(outcome: Outcome) -> None:
@@ -213,12 +230,12 @@ def _print_bytes(data: bytes) -> None:
 
 
 def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
-    errors = changed = False
+    error = _Errors()
+    changed = False
     for outcome in outcomes:
         _warnings(outcome)
         if outcome.status == "error":
-            errors = True
-            _error(outcome)
+            error(outcome)
         elif outcome.status == "changed":
             changed = True
             if args.diff:
@@ -229,21 +246,20 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
                 print(f"Rewriting {outcome.name}", file=sys.stderr)
         if outcome.output is not None:
             _print_bytes(outcome.output)
-    if errors:
+    if error.any:
         return 2
     return int(changed and not args.exit_zero_even_if_changed)
 
 
 def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
-    errors = False
     found: list[tuple[str, FileFinding]] = []
     files = 0
     github = args.format == "github"
+    error = _Errors(github)
     for outcome in outcomes:
         _warnings(outcome)
         if outcome.status == "error":
-            errors = True
-            _error(outcome, github)
+            error(outcome)
         files += bool(outcome.findings)
         for finding in outcome.findings:
             found.append((outcome.name, finding))
@@ -255,7 +271,7 @@ def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
         print(json_findings(found))
     elif args.format == "text" and found:
         print(summary([f for _, f in found], files), file=sys.stderr)
-    if errors:
+    if error.any:
         return 2
     return int(bool(found))
 

@@ -64,8 +64,10 @@ def github_finding(name: str, finding: FileFinding) -> str:
     )
 
 
-def github_error(name: str, reason: str) -> str:
-    return f"::error file={_escape_property(name)},title=migrafix::{_escape_data(reason)}"
+def github_error(name: str | None, reason: str) -> str:
+    """An error annotation on a file, or (``None``) on the run."""
+    where = f"file={_escape_property(name)}," if name is not None else ""
+    return f"::error {where}title=migrafix::{_escape_data(reason)}"
 
 
 def json_findings(findings: Iterable[tuple[str, FileFinding]]) -> str:

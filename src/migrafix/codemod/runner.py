@@ -79,6 +79,9 @@ class Outcome:
     diff: str | None = None
     output: bytes | None = None  # for standard input: what to print on standard output
     warnings: tuple[str, ...] = ()
+    # The error is the settings' (a pyproject.toml, the models it names), not the file's:
+    # every file they govern has it, and it is said once.
+    in_settings: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ def _prepare(
     try:
         resolved = project.resolve(candidate.path)
     except SettingsError as exc:
-        return Outcome(name, "error", str(exc), output=echo)
+        return Outcome(name, "error", str(exc), output=echo, in_settings=True)
     work = _Work(name, data, resolved.options, prefilter, job.fix)
     key = cache.key(data, resolved.options) if cache is not None else None
     pending = _Pending(job, work, resolved.warnings, key)
