@@ -672,6 +672,53 @@ def test_a_run_that_skips_every_file_imports_no_sqlalchemy(project: Path) -> Non
     assert last.startswith("1 [") and "'sqlalchemy'" in last
 
 
+def run_into_closed_pipe(
+    *args: str, cwd: Path, stdin: bytes | None = None, stderr_too: bool = False
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI with its stdout (and, if asked, stderr) a pipe whose reader is gone before
+    the first byte is written: what `migrafix ... | head` comes to once head has its lines."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "migrafix.cli", *args], cwd=cwd, input=stdin, stdout=write,
+            stderr=write if stderr_too else subprocess.PIPE, check=False,
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rules"],
+        ["explain", "not-null-add"],
+        ["check", "--naming", "convention", V],
+        ["check", "--naming", "convention", "--format", "json", V],
+        ["check", "--naming", "convention", "--format", "github", V],
+        ["rewrite", "--naming", "convention", "--diff", V],
+        ["rewrite", "--naming", "convention", "-"],
+    ],
+    ids=lambda args: " ".join(args).replace(V, "DIR"),
+)
+def test_a_closed_stdout_ends_the_run_quietly(project: Path, args: list[str]) -> None:
+    """No BrokenPipeError traceback: exit 141 (128 + SIGPIPE, as a shell reports `yes` in
+    `yes | head`), nothing on stderr."""
+    put(project / V / "a1_fk.py", FK)
+    done = run_into_closed_pipe(*args, cwd=project, stdin=FK.encode())
+    assert (done.returncode, done.stderr) == (141, b"")
+    assert (project / V / "a1_fk.py").read_text() == FK
+
+
+def test_a_closed_stderr_ends_the_run_quietly(project: Path) -> None:
+    """`migrafix rewrite DIR 2>&1 | head`: "Rewriting FILE" goes to a closed pipe."""
+    put(project / V / "a1_fk.py", FK)
+    done = run_into_closed_pipe("rewrite", "--naming", "convention", V, cwd=project,
+                                stderr_too=True)
+    assert done.returncode == 141
+    assert named_by_convention((project / V / "a1_fk.py").read_text())  # written before
+
+
 def test_process_exit_codes_and_messages(project: Path) -> None:
     put(project / V / "a1_note.py", CLEAN)
     assert run_process("rewrite", V, cwd=project).returncode == 0

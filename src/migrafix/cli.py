@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -133,7 +134,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a program SIGPIPE ended (128 + 13), as `yes | head` ends `yes`.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a flush at exit would fail outside it
+    except BrokenPipeError:
+        # The reader went away (`migrafix explain RULE | head`, or of stderr): stop without a
+        # word, as well-behaved tools do. Python flushes both once more at exit, which must
+        # not fail in turn: whatever is left goes nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
 
