@@ -1016,6 +1016,24 @@ def test_json_format() -> None:
     }]
 
 
+def test_create_table_under_database_naming_gives_the_database_s_reason(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No convention is involved under --naming database: the message says what is true."""
+    put(project / V / "a1_table.py", revision(
+        "    op.create_table('line', sa.Column('id', sa.Integer()),\n"
+        "                    sa.Column('order_id', sa.Integer()),\n"
+        "                    sa.ForeignKeyConstraint(['order_id'], ['order.id']))",
+        "    op.drop_table('line')",
+    ))
+    code, out, _ = run(capsys, "check", "--naming", "database", "--dialect", "mysql", V)
+    assert code == 1
+    assert out.splitlines()[0].split(": ", 1)[1] == (
+        "unnamed-constraint upgrade: create_table line: unnamed constraints, and MySQL numbers "
+        "unnamed foreign keys and checks by creation order (<table>_ibfk_<n>): the name cannot "
+        "be known from the file: name them by hand [fix by hand]")
+
+
 def test_unified_diff_keeps_line_endings_and_marks_missing_newline() -> None:
     diff = unified_diff("a.py", "x = 1\r\ny = 2", "x = 1\r\ny = 3")
     assert diff == (
