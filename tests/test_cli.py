@@ -1012,8 +1012,45 @@ def test_github_format_escapes() -> None:
 def test_json_format() -> None:
     assert json.loads(json_findings([("a.py", FINDING)])) == [{
         "file": "a.py", "line": 12, "column": 5, "rule": "unnamed-constraint",
-        "message": "create_foreign_key has no name", "fixable": True,
+        "message": "create_foreign_key has no name", "fixable": True, "fixable_with": None,
     }]
+
+
+NOT_NULL_AND_LOOK_ALIKE = revision(
+    "    op.add_column('order', sa.Column('status', sa.String(), nullable=False))\n"
+    "    op.drop_column('customer', 'name')\n"
+    "    op.add_column('customer', sa.Column('full_name', sa.String(), nullable=True))",
+    "    op.add_column('customer', sa.Column('name', sa.String(), nullable=True))\n"
+    "    op.drop_column('customer', 'full_name')\n"
+    "    op.drop_column('order', 'status')",
+)
+
+
+def test_a_finding_an_option_fixes_says_so_in_every_format(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """"rerun with --backfill" is a fix migrafix makes, not one by hand: the marker names the
+    option, and rewrite given it does fix the finding."""
+    path = put(project / V / "a1_status.py", NOT_NULL_AND_LOOK_ALIKE)
+    code, out, err = run(capsys, "check", "--naming", "convention", V)
+    assert code == 1
+    assert [line.rsplit(" [", 1)[1] for line in out.splitlines()] == [
+        "fixable with --backfill]", "fixable with --rename]"]
+    assert "or rerun with --backfill order.status=<SQL>)" in out
+    assert err == ("Found 2 findings in 1 file; 0 fixable by `migrafix rewrite`, 2 given "
+                   "--backfill or --rename, 0 to fix by hand.\n")
+    code, out, _ = run(capsys, "check", "--naming", "convention", "--format", "json", V)
+    assert [(f["fixable"], f["fixable_with"]) for f in json.loads(out)] == [
+        (False, "--backfill"), (False, "--rename")]
+    code, out, _ = run(capsys, "check", "--naming", "convention", "--format", "github", V)
+    assert out.splitlines()[0].endswith(" [fixable with --backfill]")
+    code, out, err = run(capsys, "check", "--naming", "convention", "--backfill",
+                         "order.status='placed'", "--rename", "customer.name:full_name", V)
+    assert code == 1 and out.count("[fixable]") == out.count("\n") == 3  # + the downgrade's
+    assert err.endswith("3 fixable by `migrafix rewrite`, 0 to fix by hand.\n")
+    assert path.read_text() == NOT_NULL_AND_LOOK_ALIKE
+
+
 
 
 def test_create_table_under_database_naming_gives_the_database_s_reason(

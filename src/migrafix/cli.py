@@ -124,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check", parents=[common], help="report what rewrite would fix, and what it cannot",
         description="Report findings, one per line: FILE:LINE:COL: RULE MESSAGE, then "
-        "[fixable] (`migrafix rewrite` fixes it) or [fix by hand]. Writes nothing. Exit "
+        "[fixable] (`migrafix rewrite` fixes it), [fixable with --OPTION] (it does, given "
+        "that option: the message says with what) or [fix by hand]. Writes nothing. Exit "
         "status: 0 no findings, 1 findings, 2 a file could not be processed.",
     )
     check.add_argument(
