@@ -568,6 +568,12 @@ def test_diff_prints_and_writes_nothing(project: Path, capsys: pytest.CaptureFix
     assert "-    op.create_foreign_key(None, 'order', 'invoice', ['invoice_id'], ['id'])\n" in out
     assert len(CONVENTION_NAME.findall(out)) == 2
     assert path.read_text() == FK
+    # exit 1 for a diff, as README says; 0 when there is none, or when asked
+    code, again, _ = run(capsys, "rewrite", "--naming", "convention", "--diff",
+                         "--exit-zero-even-if-changed", V)
+    assert (code, again) == (0, out)
+    put(project / V / "a1_fk.py", CLEAN)
+    assert run(capsys, "rewrite", "--naming", "convention", "--diff", V) == (0, "", "")
 
 
 def test_check_flag_writes_nothing_and_exits_1(
