@@ -217,10 +217,29 @@ def test_a_file_named_twice_is_processed_once(
 def test_a_named_file_that_is_not_a_revision_is_skipped(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """pre-commit passes every file under versions/, e.g. __init__.py and helpers."""
+    """pre-commit passes every file under versions/, e.g. __init__.py and helpers: not an
+    error (pre-commit shows nothing of a hook that passes), but said."""
     put(project / V / "__init__.py", "")
     put(project / V / "helpers.py", "def f(:\n")
-    assert run(capsys, "rewrite", f"{V}/__init__.py", f"{V}/helpers.py") == (0, "", "")
+    assert run(capsys, "rewrite", f"{V}/__init__.py", f"{V}/helpers.py") == (0, "", (
+        f"migrafix: warning: no revision files in {V}/__init__.py {V}/helpers.py (2 files, "
+        "none with a module-level `revision = ...` and a `def upgrade`)\n"))
+
+
+@pytest.mark.parametrize("command", ["check", "rewrite"])
+def test_a_folder_without_revision_files_says_so(
+    project: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """As ruff and black say "no Python files" (and exit 0): a mistyped folder is not taken
+    for a clean one."""
+    assert run(capsys, command, V) == (
+        0, "", f"migrafix: warning: no revision files in {V} (no .py file)\n")
+    put(project / V / "env.py", "from alembic import context\n")
+    assert run(capsys, command, V) == (0, "", (
+        f"migrafix: warning: no revision files in {V} (1 file, none with a module-level "
+        "`revision = ...` and a `def upgrade`)\n"))
+    put(project / V / "a1_note.py", CLEAN)
+    assert run(capsys, command, V) == (0, "", "")  # a clean revision: nothing to say
 
 
 # --- bad input: reported, untouched, the other files still processed --------------------------
@@ -1055,8 +1074,6 @@ def test_a_finding_an_option_fixes_says_so_in_every_format(
     assert code == 1 and out.count("[fixable]") == out.count("\n") == 3  # + the downgrade's
     assert err.endswith("3 fixable by `migrafix rewrite`, 0 to fix by hand.\n")
     assert path.read_text() == NOT_NULL_AND_LOOK_ALIKE
-
-
 
 
 def test_create_table_under_database_naming_gives_the_database_s_reason(

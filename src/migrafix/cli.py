@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from migrafix.codemod.api import FileFinding
@@ -211,10 +211,25 @@ def _run(args: argparse.Namespace) -> int:
         data = sys.stdin.buffer.read() if candidate.path is None else None
         jobs.append(Job(candidate, write=write, diff=diff, data=data, fix=rewriting))
     cache = None if args.no_cache else ResultCache()
-    outcomes = run(jobs, spec, args.jobs, cache=cache)
-    if rewriting:
-        return _report_rewrite(args, outcomes)
-    return _report_check(args, outcomes)
+    revisions = 0
+
+    def counted(outcomes: Iterable[Outcome]) -> Iterator[Outcome]:
+        nonlocal revisions
+        for outcome in outcomes:
+            revisions += outcome.status != "skipped"
+            yield outcome
+
+    report = _report_rewrite if rewriting else _report_check
+    code = report(args, counted(run(jobs, spec, args.jobs, cache=cache)))
+    if not revisions:
+        # Said, as ruff and black say it, so that a wrong path is not taken for a clean tree;
+        # not an error (exit 0, as theirs): a pre-commit run may pass only an __init__.py.
+        why = ("no .py file" if not jobs else
+               f"{len(jobs)} {'file' if len(jobs) == 1 else 'files'}, none with a module-level "
+               "`revision = ...` and a `def upgrade`")
+        print(f"migrafix: warning: no revision files in {' '.join(args.paths)} ({why})",
+              file=sys.stderr)
+    return code
 
 
 class _Errors:
