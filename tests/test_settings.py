@@ -294,8 +294,14 @@ def test_nearest_pyproject_wins(tmp_path: Path, sqlite_url: str) -> None:
     assert "new_column_name='full_name'," not in upgrade
 
 
-KNOWN = ("(known: backfill, concurrent_indexes, ignore, interactive, metadata, naming_convention, "
-         "per_path, rename, renames, select, split_concurrent_revisions)")
+def known_settings() -> str:
+    """The "(known: ...)" every unknown-setting message ends with (the list grows)."""
+    with pytest.raises(SettingsError) as info:
+        Settings().merged({"?": 1}, "")
+    return str(info.value).partition(" '?' ")[2]
+
+
+KNOWN = known_settings()
 
 
 def assert_alembic_failed(result: subprocess.CompletedProcess[str], message: str) -> None:
