@@ -111,48 +111,21 @@ class NotNullAdd(Rule):
         middle: list[ops.MigrateOperation] = []
         alters: list[ops.MigrateOperation] = []
         for add in unsafe:
-            column = add.column
-            table = group.table_name
-            value, sql, unwritable = _known_backfill(table, group.schema, column, context)
-            form, reason = _form(value, column, context) if sql else ("one transaction", "")
+            value, sql, unwritable = _known_backfill(group.table_name, group.schema, add.column,
+                                                     context)
             if sql is None:
-                middle.append(self._todo(tree, group, add, unwritable, context))
-                alters.append(_set_not_null(group, column))
-            elif form == "server default":
-                replaced[id(add)] = derived(add, ops.AddColumnOp(
-                    table, _with_server_default(column, value, context), schema=group.schema))
-                # SQLite alters a column only by copying the table, in batch mode
-                drops_default = context.dialect_name != "sqlite" or context.in_batch(group)
-                if drops_default:
-                    alters.append(ops.AlterColumnOp(
-                        table, column.name, schema=group.schema, existing_type=column.type,
-                        existing_nullable=False, existing_comment=column.comment,
-                        modify_server_default=None))
-                context.report(Finding(self.name, tree.direction, table,
-                    f"NOT NULL {column.name} added with its backfill as a server default, "
-                    + ("then the default dropped: no UPDATE, no table rewrite" if drops_default
-                       else "which stays: SQLite drops a default only in batch mode"),
-                    fixed=True, op=add))
-                continue
-            elif form == "batches":
-                key = _integer_key(column)
-                assert key is not None
-                self._in_batches(revision, tree, group, column, value, key, context)
-                context.report(Finding(self.name, tree.direction, table,
-                    f"NOT NULL {column.name} added nullable, then filled "
-                    f"{context.settings.backfill_batch_size} rows per transaction and set NOT "
-                    "NULL in a revision of its own: writes wait for one batch at most",
-                    fixed=True, op=add))
+                written = self._todo(tree, group, add, unwritable, context)
             else:
-                middle.append(BackfillOp(sql, table_name=table, column_name=column.name,
-                                         schema=group.schema))
-                alters.append(_set_not_null(group, column))
-                context.report(Finding(self.name, tree.direction, table,
-                    f"NOT NULL {column.name} split into add nullable / backfill / set NOT NULL",
-                    fixed=True, op=add, hint=reason or None))
-            if id(add) not in replaced:
-                replaced[id(add)] = derived(add, ops.AddColumnOp(
-                    table, _nullable_copy(column), schema=group.schema))
+                form, reason = _form(value, add.column, context)
+                if form == "server default":
+                    written = self._as_server_default(tree, group, add, value, context)
+                elif form == "batches":
+                    written = self._in_batches(revision, tree, group, add, value, context)
+                else:
+                    written = self._in_one_transaction(tree, group, add, sql, reason, context)
+            replaced[id(add)], fills, afterwards = written
+            middle += fills
+            alters += afterwards
         last = max(index for index, op in enumerate(group.ops) if id(op) in replaced)
         head = [replaced.get(id(op), op) for op in group.ops[: last + 1]]
         tail = list(group.ops[last + 1 :])
@@ -166,21 +139,43 @@ class NotNullAdd(Rule):
                                               schema=group.schema)),
         ]
 
-    def _in_batches(
-        self,
-        revision: Revision,
-        tree: Tree,
-        group: ops.ModifyTableOps,
-        column: sa.Column[Any],
-        value: Any,
-        key: str,
+    # Each form: the add written in its place, what runs between the two table groups, what
+    # runs at the start of the second.
+
+    def _as_server_default(
+        self, tree: Tree, group: ops.ModifyTableOps, add: ops.AddColumnOp, value: Any,
         context: RuleContext,
-    ) -> None:
+    ) -> Written:
+        column = add.column
+        new_add = derived(add, ops.AddColumnOp(
+            group.table_name, _with_server_default(column, value, context), schema=group.schema))
+        # SQLite alters a column only by copying the table, in batch mode
+        if context.dialect_name == "sqlite" and not context.in_batch(group):
+            context.report(Finding(self.name, tree.direction, group.table_name,
+                f"NOT NULL {column.name} added with its backfill as a server default, which "
+                "stays: SQLite drops a default only in batch mode", fixed=True, op=add))
+            return new_add, [], []
+        drop_default = ops.AlterColumnOp(
+            group.table_name, column.name, schema=group.schema, existing_type=column.type,
+            existing_nullable=False, existing_comment=column.comment,
+            modify_server_default=None)
+        context.report(Finding(self.name, tree.direction, group.table_name,
+            f"NOT NULL {column.name} added with its backfill as a server default, then the "
+            "default dropped: no UPDATE, no table rewrite", fixed=True, op=add))
+        return new_add, [], [drop_default]
+
+    def _in_batches(
+        self, revision: Revision, tree: Tree, group: ops.ModifyTableOps, add: ops.AddColumnOp,
+        value: Any, context: RuleContext,
+    ) -> Written:
         """The fill and the NOT NULL in an autocommit block, in a revision after this one:
         a failure at any step leaves the database at this revision, and rerunning
         ``alembic upgrade head`` picks up where it stopped."""
+        column = add.column
         table, schema, dialect = group.table_name, group.schema, context.dialect
         size = context.settings.backfill_batch_size
+        key = _integer_key(column)
+        assert key is not None  # _form chose batches for a table that has one
         rest = BackfillOp(update_statement(table, schema, column, value, dialect),
                           table_name=table, column_name=column.name, schema=schema)
         block = AutocommitBlockOp(
@@ -193,6 +188,23 @@ class NotNullAdd(Rule):
                                  existing_nullable=False, existing_comment=column.comment,
                                  modify_nullable=True)
         revision.run_after_main(tree, [block], [undo])
+        context.report(Finding(self.name, tree.direction, table,
+            f"NOT NULL {column.name} added nullable, then filled {size} rows per transaction "
+            "and set NOT NULL in a revision of its own: writes wait for one batch at most",
+            fixed=True, op=add))
+        return _nullable(add, group), [], []
+
+    def _in_one_transaction(
+        self, tree: Tree, group: ops.ModifyTableOps, add: ops.AddColumnOp, sql: str,
+        reason: str, context: RuleContext,
+    ) -> Written:
+        column = add.column
+        context.report(Finding(self.name, tree.direction, group.table_name,
+            f"NOT NULL {column.name} split into add nullable / backfill / set NOT NULL",
+            fixed=True, op=add, hint=reason or None))
+        fill = BackfillOp(sql, table_name=group.table_name, column_name=column.name,
+                          schema=group.schema)
+        return _nullable(add, group), [fill], [_set_not_null(group, column)]
 
     def _fill_before_set_not_null(self, tree: Tree, context: RuleContext) -> None:
         """The same hazard written by hand, or left by an earlier run with a TODO: a column
@@ -245,7 +257,7 @@ class NotNullAdd(Rule):
     def _todo(
         self, tree: Tree, group: ops.ModifyTableOps, add: ops.AddColumnOp, unwritable: str,
         context: RuleContext,
-    ) -> CommentOp:
+    ) -> Written:
         """No backfill is known: the column is still split, and the revision says where its
         UPDATE belongs and how to have migrafix write it."""
         column = add.column
@@ -260,13 +272,13 @@ class NotNullAdd(Rule):
                else "no known backfill")
             + ": the set NOT NULL fails on a table with rows", fixed=False, hint=hint,
             fixable_with="backfill", op=add))
-        return CommentOp([
+        return _nullable(add, group), [CommentOp([
             f"TODO(migrafix): fill {table}.{name} before it becomes NOT NULL, e.g.",
             f"op.execute({placeholder!r})",
             f"To have migrafix write it, put info={{'backfill': ...}} on {table}.{name},",
             f"or {context.rerun} with",
             f"    {x_hint}",
-        ])
+        ])], [_set_not_null(group, column)]
 
 
 _EMPTIES = re.compile(
@@ -372,6 +384,9 @@ def _known_backfill(
 
 
 Form = Literal["server default", "batches", "one transaction"]
+# How one column is written: its add, the ops between the table's two groups, the ops that open
+# the second group.
+Written = tuple[ops.AddColumnOp, list[ops.MigrateOperation], list[ops.MigrateOperation]]
 
 
 def _form(value: Any, column: sa.Column[Any], context: RuleContext) -> tuple[Form, str]:
@@ -436,10 +451,10 @@ def _with_server_default(column: sa.Column[Any], value: Any, context: RuleContex
     return copy
 
 
-def _nullable_copy(column: sa.Column[Any]) -> sa.Column[Any]:
-    copy = column._copy()
+def _nullable(add: ops.AddColumnOp, group: ops.ModifyTableOps) -> ops.AddColumnOp:
+    copy = add.column._copy()  # never the model's own column
     copy.nullable = True
-    return copy
+    return derived(add, ops.AddColumnOp(group.table_name, copy, schema=group.schema))
 
 
 def _set_not_null(group: ops.ModifyTableOps, column: sa.Column[Any]) -> ops.AlterColumnOp:
