@@ -107,18 +107,6 @@ def populated(tmp_path: Path, url: str) -> AlembicProject:
     return project
 
 
-def hand_written(project: AlembicProject, rev_id: str, upgrade: str, downgrade: str) -> Path:
-    """A revision file holding ``upgrade`` and ``downgrade`` as the bodies of its functions."""
-    [path] = project.revision(rev_id, autogenerate=False, rev_id=rev_id)
-    text = path.read_text()
-    for function, body in (("upgrade", upgrade), ("downgrade", downgrade)):
-        empty = re.search(rf'def {function}\(\) -> None:\n    """.*"""\n(    pass\n)', text)
-        assert empty, text
-        text = text[: empty.start(1)] + body + text[empty.end(1) :]
-    path.write_text(text)
-    return path
-
-
 def diffs(project: AlembicProject) -> list[Any]:
     """Autogenerate's diff, comparing server defaults too: a default left behind shows."""
     with project.engine.connect() as conn:
@@ -147,7 +135,7 @@ def test_constant_backfill_takes_no_scan_and_no_update(tmp_path: Path, pg_url: s
     project = populated(tmp_path, pg_url)
     original = project.rows(ORIGINAL)
     project.write_models(CONSTANT)
-    hand_written(project, "0002", CONSTANT_UPGRADE, CONSTANT_DOWNGRADE)
+    project.hand_written("v2", CONSTANT_UPGRADE, CONSTANT_DOWNGRADE)
 
     trace = lock_trace.upgrade(project)
 
@@ -165,8 +153,9 @@ def test_computed_backfill_in_batches_outside_the_lock(tmp_path: Path, pg_url: s
     project = populated(tmp_path, pg_url)
     original = project.rows(ORIGINAL)
     project.write_models(COMPUTED)
-    hand_written(project, "0002", COMPUTED_UPGRADE, COMPUTED_DOWNGRADE)
-    hand_written(project, "0002_post", COMPUTED_POST_UPGRADE, COMPUTED_POST_DOWNGRADE)
+    project.hand_written("v2", COMPUTED_UPGRADE, COMPUTED_DOWNGRADE)
+    project.hand_written("v2 post", COMPUTED_POST_UPGRADE, COMPUTED_POST_DOWNGRADE,
+                         rev_id="0002_post")
 
     trace = lock_trace.upgrade(project)
 
@@ -192,7 +181,7 @@ def test_the_trace_sees_the_0_1_0_form_hold_the_table(tmp_path: Path, pg_url: st
     fills and scans the table under the ADD COLUMN's ACCESS EXCLUSIVE lock."""
     project = populated(tmp_path, pg_url)
     project.write_models(COMPUTED)
-    hand_written(project, "0002", BEFORE_UPGRADE, COMPUTED_DOWNGRADE)
+    project.hand_written("v2", BEFORE_UPGRADE, COMPUTED_DOWNGRADE)
 
     trace = lock_trace.upgrade(project)
 
