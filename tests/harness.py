@@ -252,8 +252,10 @@ class AlembicProject:
         return metadata
 
     def diffs(self) -> list[Any]:
-        """Autogenerate's diff between the database and models.py; [] means in sync."""
+        """Autogenerate's diff between the database and models.py, server defaults included;
+        [] means in sync."""
         with self.engine.connect() as conn:
-            context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "include_schemas": self.include_schemas})
+            context = MigrationContext.configure(conn, opts={
+                "compare_type": True, "compare_server_default": True,
+                "include_schemas": self.include_schemas})
             return list(compare_metadata(context, self.metadata()))

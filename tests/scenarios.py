@@ -69,6 +69,36 @@ order = sa.Table(
     expected_after=[(1, "placed"), (2, "placed")],
 )
 
+# A backfill that reads other columns cannot be a DEFAULT: on PostgreSQL and MySQL it is filled
+# in batches in a revision of its own (0002_post); on SQLite, between two batch blocks.
+NOT_NULL_COMPUTED = Scenario(
+    name="not_null_computed",
+    v1=HEADER + """
+line = sa.Table(
+    "line", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("price", sa.Integer, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+)
+""",
+    v2=HEADER + """
+line = sa.Table(
+    "line", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("price", sa.Integer, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+)
+""",
+    x=("backfill=line.total=price * quantity", "migrafix.backfill_batch_size=2"),
+    seed=("INSERT INTO line (id, price, quantity) VALUES (1, 3, 2), (2, 5, 1), (4, 1, 1), "
+          "(9, 2, 7), (10, 1, 0)",),
+    query_before="SELECT id, price, quantity FROM line ORDER BY id",
+    query_after="SELECT id, total FROM line ORDER BY id",
+    expected_before=[(1, 3, 2), (2, 5, 1), (4, 1, 1), (9, 2, 7), (10, 1, 0)],
+    expected_after=[(1, 6), (2, 5), (4, 1), (9, 14), (10, 0)],
+)
+
 FOREIGN_KEY = Scenario(
     name="unnamed_foreign_key",
     v1=HEADER + """
@@ -114,7 +144,7 @@ event = sa.Table(
     expected_after=[(1, None), (2, None)],
 )
 
-ALL = (RENAME, NOT_NULL, FOREIGN_KEY, CONCURRENT_INDEX)
+ALL = (RENAME, NOT_NULL, NOT_NULL_COMPUTED, FOREIGN_KEY, CONCURRENT_INDEX)
 
 
 def quoted(sql: str, dialect: str) -> str:

@@ -16,6 +16,7 @@ from scenarios import (
     FOREIGN_KEY,
     HEADER,
     NOT_NULL,
+    NOT_NULL_COMPUTED,
     RENAME,
     Scenario,
     quoted,
@@ -76,7 +77,8 @@ def test_sqlite_batch_mode(scenario: Scenario, tmp_path: Path, sqlite_url: str) 
 
 
 @pytest.mark.mysql
-@pytest.mark.parametrize("scenario", [RENAME, NOT_NULL, FOREIGN_KEY], ids=lambda s: s.name)
+@pytest.mark.parametrize("scenario", [RENAME, NOT_NULL, NOT_NULL_COMPUTED, FOREIGN_KEY],
+                         ids=lambda s: s.name)
 def test_mysql(scenario: Scenario, tmp_path: Path, mysql_url: str) -> None:
     project = AlembicProject(tmp_path, mysql_url)
     files = run_cycle(project, scenario, "mysql")

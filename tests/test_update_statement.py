@@ -1,4 +1,4 @@
-"""not-null-add writes its backfill ``UPDATE`` with the dialect's preparer and compiles only the
+"""The backfill ``UPDATE`` with the dialect's preparer and compiles only the
 value: the statement must be the one SQLAlchemy's compiler writes whole, byte for byte."""
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import quoted_name
 
-from migrafix.rules.base import RuleContext
-from migrafix.rules.not_null_add import _compiled_update, update_statement
-from migrafix.settings import Settings
+from migrafix.blocks import _compiled_update, update_statement
 
 
 class Lowered(sa.types.TypeDecorator[str]):
@@ -71,10 +69,6 @@ VALUES: list[tuple[str, Any]] = [
 ]
 
 
-def context(dialect: Dialect) -> RuleContext:
-    return RuleContext(settings=Settings(), dialect=dialect)
-
-
 @pytest.mark.parametrize("dialect_name", DIALECTS)
 def test_the_statement_is_the_one_sqlalchemy_compiles(dialect_name: str) -> None:
     dialect = DIALECTS[dialect_name]
@@ -89,9 +83,9 @@ def test_the_statement_is_the_one_sqlalchemy_compiles(dialect_name: str) -> None
                         whole = _compiled_update(table, schema, column, value, dialect)
                     except sa.exc.CompileError as exc:  # a literal this dialect cannot render
                         with pytest.raises(sa.exc.CompileError, match=str(exc)[:40]):
-                            update_statement(table, schema, column, value, context(dialect))
+                            update_statement(table, schema, column, value, dialect)
                         continue
-                    fast = update_statement(table, schema, column, value, context(dialect))
+                    fast = update_statement(table, schema, column, value, dialect)
                     compared += 1
                     if fast != whole:
                         differ.append(f"{label}, {schema}.{table}.{column_name}:\n"
@@ -110,5 +104,5 @@ def test_a_dialect_that_writes_update_its_own_way_gets_the_whole_compile() -> No
 
     column = sa.Column("status", sa.String(20))
     assert update_statement("order", None, column, sa.literal("placed", sa.String(20)),
-                            context(AuditedDialect())) == (
+                            AuditedDialect()) == (
         "/* audited */ UPDATE \"order\" SET status='placed' WHERE \"order\".status IS NULL")

@@ -40,4 +40,12 @@ def _code(source: str) -> str:
 
 
 def _wrap(text: str) -> str:
-    return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
+    """Paragraphs (split at blank lines) and ``- `` list items each folded to 100 columns."""
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        items = paragraph.split("\n")
+        paragraphs.append("\n".join(
+            textwrap.fill(item, width=100, break_long_words=False, break_on_hyphens=False,
+                          subsequent_indent="  " if item.startswith("- ") else "")
+            for item in items))
+    return "\n\n".join(paragraphs)

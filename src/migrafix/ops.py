@@ -14,8 +14,16 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.autogenerate.render import render_op
 from alembic.operations import ops
+from alembic.operations.ops import MigrateOperation
 
-__all__ = ["AutocommitBlockOp", "BackfillOp", "CommentOp", "wrap_comment"]
+__all__ = [
+    "AutocommitBlockOp",
+    "BackfillOp",
+    "BatchedBackfillOp",
+    "CommentOp",
+    "UndoOnFailureOp",
+    "wrap_comment",
+]
 
 
 class CommentOp(ops.MigrateOperation):
@@ -56,19 +64,73 @@ class BackfillOp(ops.ExecuteSQLOp):
         return ("backfill_column", self.schema, self.table_name, self.column_name)
 
 
-class AutocommitBlockOp(ops.MigrateOperation):
-    """``with op.get_context().autocommit_block():`` around ops PostgreSQL refuses in a
-    transaction.
+class BatchedBackfillOp(ops.MigrateOperation):
+    """Fills a column in batches of its table's integer key, each batch committed on its own:
+    a write to the table waits for one batch at most, never for the whole fill. Rerunning
+    resumes (filled rows match nothing). Lives in an autocommit block.
 
-    Deliberately not an ``OpContainer``: Alembic's Rewriter recurses into those forever.
+    Rendered as a loop on ``op.get_bind()``. Offline (``--sql``) there is no connection to
+    read the keys from: the loop is skipped, and the single UPDATE that follows it (for rows
+    written during the loop) fills every row.
     """
 
-    def __init__(self, ops: Sequence[ops.MigrateOperation], comment: Sequence[str] = ()) -> None:
+    ops: Sequence[ops.MigrateOperation] = ()  # no diff for `alembic check`
+
+    def __init__(
+        self, *, first_key: str, next_upto: str, update: str, table_name: str, column_name: str
+    ) -> None:
+        self.first_key = first_key  # SELECT min(key) - 1
+        self.next_upto = next_upto  # the batch's last key after :after
+        self.update = update  # the UPDATE of keys in (:after, :upto]
+        self.table_name = table_name
+        self.column_name = column_name
+
+    def reverse(self) -> CommentOp:
+        return CommentOp(())  # what is filled stays filled; undoing NOT NULL is another op
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("backfill_column", None, self.table_name, self.column_name)
+
+
+class UndoOnFailureOp(ops.MigrateOperation):
+    """``try: <ops> except Exception: <undo>; raise``: a step whose failure must not leave
+    behind what the steps before it put in place (a NOT VALID check refusing writes)."""
+
+    ops: Sequence[ops.MigrateOperation] = ()  # no diff for `alembic check`
+
+    def __init__(
+        self, body: Sequence[MigrateOperation], undo: Sequence[MigrateOperation], why: str
+    ) -> None:
+        self.body = list(body)
+        self.undo = list(undo)
+        self.why = why
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("undo_on_failure", tuple(op.to_diff_tuple() for op in self.body))
+
+
+class AutocommitBlockOp(ops.MigrateOperation):
+    """``with op.get_context().autocommit_block():`` around work that must not run in the
+    migration's transaction: what PostgreSQL refuses there (CONCURRENTLY), or what must commit
+    step by step (a batched backfill).
+
+    Deliberately not an ``OpContainer``: Alembic's Rewriter recurses into those forever.
+    ``purpose`` says what it does in a split revision's message ("create indexes concurrently").
+    """
+
+    def __init__(
+        self,
+        ops: Sequence[ops.MigrateOperation],
+        comment: Sequence[str] = (),
+        purpose: str = "",
+    ) -> None:
         self.ops = list(ops)
         self.comment = tuple(comment)
+        self.purpose = purpose
 
     def reverse(self) -> AutocommitBlockOp:
-        return AutocommitBlockOp([op.reverse() for op in reversed(self.ops)], self.comment)
+        return AutocommitBlockOp([op.reverse() for op in reversed(self.ops)], self.comment,
+                                 self.purpose)
 
     def __repr__(self) -> str:
         return f"AutocommitBlockOp({self.ops!r})"
@@ -93,6 +155,37 @@ def _render_autocommit_block(autogen_context: AutogenContext, op: AutocommitBloc
     for inner in op.ops:
         lines.extend(render_op(autogen_context, inner))
     lines.append("")  # a blank line closes the block in Alembic's printer
+    return lines
+
+
+@renderers.dispatch_for(BatchedBackfillOp)
+def _render_batched_backfill(
+    autogen_context: AutogenContext, op: BatchedBackfillOp
+) -> list[str]:
+    sa_ = autogen_context.opts.get("sqlalchemy_module_prefix") or "sa."
+    op_ = autogen_context.opts.get("alembic_module_prefix") or "op."
+    # Alembic's printer indents after a line ending in ":" and dedents at a blank line.
+    return [
+        "# offline (--sql) there are no rows to read: the UPDATE after the loop fills them all",
+        f"bind = {op_}get_bind()",
+        f"after = None if {op_}get_context().as_sql else bind.scalar({sa_}text({op.first_key!r}))",
+        "while after is not None:",
+        f"upto = bind.scalar({sa_}text({op.next_upto!r}), {{'after': after}})",
+        f"bind.execute({sa_}text({op.update!r}), {{'after': after, 'upto': upto}})",
+        "after = upto",
+        "",
+    ]
+
+
+@renderers.dispatch_for(UndoOnFailureOp)
+def _render_undo_on_failure(autogen_context: AutogenContext, op: UndoOnFailureOp) -> list[str]:
+    lines = ["try:"]
+    for inner in op.body:
+        lines.extend(render_op(autogen_context, inner))
+    lines.append(f"except Exception:  # {op.why}")
+    for inner in op.undo:
+        lines.extend(render_op(autogen_context, inner))
+    lines += ["raise", ""]
     return lines
 
 

@@ -12,9 +12,24 @@ from typing import Literal, TypeVar
 
 from alembic.operations import ops
 
-__all__ = ["Direction", "Revision", "Tree", "derived", "every_op", "origin_of", "replace_in"]
+__all__ = [
+    "Direction",
+    "Part",
+    "Revision",
+    "Tree",
+    "derived",
+    "every_op",
+    "in_part",
+    "origin_of",
+    "part_of",
+    "replace_in",
+]
 
 Direction = Literal["upgrade", "downgrade"]
+# The revision of its own an op belongs in, written before ("pre") or after ("post") the rest
+# of its revision: the hook splits them off (autogen/split.py) so that an autocommit block
+# never commits work that a later failure would leave without its alembic_version row.
+Part = Literal["pre", "post"]
 
 
 @dataclass
@@ -42,6 +57,15 @@ class Tree:
                     yield op.ops, inner
             else:
                 yield self.top, op
+
+    def part_after_main(self) -> Part:
+        """The part an op that must run after this tree's other ops belongs to: the upgrade's
+        last revision is "post"; the downgrade runs the revisions backwards, so its last
+        ops undo "pre"."""
+        return "post" if self.direction == "upgrade" else "pre"
+
+    def part_before_main(self) -> Part:
+        return "pre" if self.direction == "upgrade" else "post"
 
     def created_tables(self) -> set[tuple[str | None, str]]:
         return {_table_key(op) for op in self.top if _table_effect(op) == "create"}
@@ -122,6 +146,20 @@ def origin_of(op: ops.MigrateOperation) -> ops.MigrateOperation:
     return origin if origin is not None else op
 
 
+_PART = "_migrafix_part"
+
+
+def in_part(op: _Op, part: Part) -> _Op:
+    """Mark ``op`` (a top level op) as belonging to the revision of its own ``part`` names."""
+    setattr(op, _PART, part)
+    return op
+
+
+def part_of(op: ops.MigrateOperation) -> Part | None:
+    part: Part | None = getattr(op, _PART, None)
+    return part
+
+
 @dataclass
 class Revision:
     """The two trees of one revision, and what is known about the revision as a whole."""
@@ -143,3 +181,16 @@ class Revision:
 
     def trees(self) -> tuple[Tree, Tree]:
         return (self.upgrade, self.downgrade)
+
+    def other(self, tree: Tree) -> Tree:
+        return self.downgrade if tree is self.upgrade else self.upgrade
+
+    def run_after_main(
+        self, tree: Tree, ops_: list[ops.MigrateOperation], undo: list[ops.MigrateOperation]
+    ) -> None:
+        """Append ``ops_`` to ``tree`` in the part that runs after its other ops, and put
+        ``undo`` first in the other tree, in the same part: the other direction runs that
+        part's revision first."""
+        part = tree.part_after_main()
+        tree.top.extend(in_part(op, part) for op in ops_)
+        self.other(tree).top[:0] = [in_part(op, part) for op in undo]

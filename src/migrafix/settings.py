@@ -59,6 +59,9 @@ class Settings:
     column_renames: tuple[ColumnRename, ...] = ()
     table_renames: tuple[TableRename, ...] = ()
     backfill: Mapping[str, str] = field(default_factory=dict)
+    # Rows per transaction when a computed backfill is written as batches (PostgreSQL, MySQL):
+    # the field's usual figure (strong_migrations, Django's and GitLab's batched migrations).
+    backfill_batch_size: int = 10_000
     concurrent_indexes: ConcurrentIndexes = "explicit"
     split_concurrent_revisions: bool = True
     naming_convention: Mapping[str, str] = field(default_factory=dict)
@@ -186,6 +189,17 @@ def _boolean(name: str) -> Any:
     return parse
 
 
+def _positive_integer(name: str) -> Any:
+    def parse(value: Any, current: Settings) -> dict[str, Any]:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return {name: value}
+        raise SettingsError(f"expected a positive integer, got {value!r}")
+
+    return parse
+
+
 def _concurrent_indexes(value: Any, current: Settings) -> dict[str, Any]:
     if value not in ("explicit", "always"):
         raise SettingsError(f"expected 'explicit' or 'always', got {value!r}")
@@ -224,6 +238,7 @@ _PARSERS: dict[str, Any] = {
     "renames": _renames,
     "rename": _renames,  # the -x spelling: -x rename=table.old:new
     "backfill": _backfill,
+    "backfill_batch_size": _positive_integer("backfill_batch_size"),
     "concurrent_indexes": _concurrent_indexes,
     "split_concurrent_revisions": _boolean("split_concurrent_revisions"),
     "naming_convention": _naming_convention,

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData
 
 import migrafix.ops  # noqa: F401  (registers the renderers of migrafix's ops)
-from migrafix.autogen.split import split_concurrent
+from migrafix.autogen.split import split_revision
 from migrafix.engine import fix_revision
 from migrafix.rules import RuleContext
 from migrafix.rules.drop_add_rename import ask_at_terminal
@@ -46,21 +46,25 @@ class Hook:
         directives: list[ops.MigrationScript],
     ) -> None:
         settings = self.settings_for(context)
-        rule_context = RuleContext(
-            settings=settings,
-            dialect=context.dialect,
-            naming_convention=_naming_convention(context.opts.get("target_metadata")),
-            ask=ask_at_terminal if settings.interactive and sys.stdin.isatty() else None,
-        )
+        # `alembic check` reads only the last script generated: split, it would list only the
+        # concurrent indexes as pending.
+        split = settings.split_concurrent_revisions and not _is_check_command(context)
+        render_as_batch = bool(context.opts.get("render_as_batch"))
         for script in directives:
+            rule_context = RuleContext(
+                settings=settings,
+                dialect=context.dialect,
+                naming_convention=_naming_convention(context.opts.get("target_metadata")),
+                ask=ask_at_terminal if settings.interactive and sys.stdin.isatty() else None,
+                separate_revisions=split and len(script.upgrade_ops_list) == 1,
+                in_batch=lambda group: render_as_batch,
+            )
             for upgrade, downgrade in zip(
                 script.upgrade_ops_list, script.downgrade_ops_list, strict=True
             ):
                 fix_revision(upgrade, downgrade, rule_context)
-        # `alembic check` reads only the last script generated: split, it would list only the
-        # concurrent indexes as pending.
-        if settings.split_concurrent_revisions and not _is_check_command(context):
-            directives[:] = [part for script in directives for part in split_concurrent(script)]
+        if split:
+            directives[:] = [part for script in directives for part in split_revision(script)]
 
     def settings_for(self, context: MigrationContext) -> Settings:
         settings = Settings()

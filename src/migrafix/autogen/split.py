@@ -1,9 +1,12 @@
-"""Concurrent index ops as revisions of their own, so a failed build leaves a clean revision.
+"""Autocommit work as revisions of their own, so a failure leaves the database at a clean revision.
 
-``autocommit_block()`` commits whatever ran before it. If the index build then fails, that DDL
-stays while ``alembic_version`` keeps the old revision, and the next ``upgrade head`` dies
-re-running it. With the concurrent drops in a revision before the rest and the concurrent
-creates in one after it, every revision is either all-transactional or one autocommit block.
+``autocommit_block()`` commits whatever ran before it. If a statement in the block then fails
+(an index build over duplicates, a backfill's typo, a killed process), that DDL stays while
+``alembic_version`` keeps the old revision, and the next ``upgrade head`` dies re-running it.
+Rules mark the ops that must run apart (``revision.in_part``): "pre" ops (concurrent index
+drops) become ``<rev>_pre``, "post" ops (batched backfills, concurrent index builds) become
+``<rev>_post``. Every revision is then either all-transactional or autocommit work that can be
+rerun, and ``alembic upgrade head`` after a failure picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -11,33 +14,31 @@ from __future__ import annotations
 from alembic.operations import ops
 
 from migrafix.ops import AutocommitBlockOp
+from migrafix.revision import Part, part_of
 
-__all__ = ["split_concurrent"]
+__all__ = ["split_revision"]
 
 
-def split_concurrent(script: ops.MigrationScript) -> list[ops.MigrationScript]:
+def split_revision(script: ops.MigrationScript) -> list[ops.MigrationScript]:
     if len(script.upgrade_ops_list) != 1:
         return [script]  # a multi-database revision: keep it whole, blocks in place
     upgrade, downgrade = script.upgrade_ops, script.downgrade_ops
     assert upgrade is not None and downgrade is not None
-    up_first, up_rest, up_last = _ends(upgrade.ops)
-    down_first, down_rest, down_last = _ends(downgrade.ops)
-    if not up_rest or not (up_first or up_last):
-        return [script]
-    # The downgrade mirrors the upgrade: its leading drops undo the upgrade's trailing creates.
-    if (up_last is None) != (down_first is None) or (up_first is None) != (down_last is None):
+    # The upgrade runs pre, main, post; the downgrade runs them backwards: post's undo first.
+    up_pre, up_main, up_post = _cut(upgrade.ops, first="pre", last="post")
+    down_post, down_main, down_pre = _cut(downgrade.ops, first="post", last="pre")
+    if not (up_main or down_main) or not (up_pre or down_pre or up_post or down_post):
         return [script]
 
-    parts: list[tuple[str, str, list[ops.MigrateOperation], list[ops.MigrateOperation]]] = []
     rev_id = script.rev_id or "rev"
     message = script.message or ""
-    if up_first is not None and down_last is not None:
-        parts.append((f"{rev_id}_pre", f"{message} (drop indexes concurrently)",
-                      [up_first], [down_last]))
-    parts.append((rev_id, message, up_rest, down_rest))
-    if up_last is not None and down_first is not None:
-        parts.append((f"{rev_id}_post", f"{message} (create indexes concurrently)",
-                      [up_last], [down_first]))
+    parts: list[tuple[str, str, list[ops.MigrateOperation], list[ops.MigrateOperation]]] = []
+    if up_pre or down_pre:
+        parts.append((f"{rev_id}_pre", _message(message, up_pre or down_pre), up_pre, down_pre))
+    parts.append((rev_id, message, up_main, down_main))
+    if up_post or down_post:
+        parts.append((f"{rev_id}_post", _message(message, up_post or down_post), up_post,
+                      down_post))
 
     scripts = []
     head = script.head
@@ -59,19 +60,22 @@ def split_concurrent(script: ops.MigrationScript) -> list[ops.MigrationScript]:
     return scripts
 
 
-def _ends(
-    top: list[ops.MigrateOperation],
-) -> tuple[
-    AutocommitBlockOp | None, list[ops.MigrateOperation], AutocommitBlockOp | None
-]:
-    first = top[0] if top and isinstance(top[0], AutocommitBlockOp) else None
-    last = top[-1] if top and isinstance(top[-1], AutocommitBlockOp) else None
-    first = first if first is not None and _only(first, ops.DropIndexOp) else None
-    if last is not None and (last is first or not _only(last, ops.CreateIndexOp)):
-        last = None
-    rest = [op for op in top if op is not first and op is not last]
-    return first, rest, last
+def _cut(
+    top: list[ops.MigrateOperation], *, first: Part, last: Part
+) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation], list[ops.MigrateOperation]]:
+    """``top`` as its leading ops marked ``first``, the rest, and its trailing ops marked
+    ``last``."""
+    start = 0
+    while start < len(top) and part_of(top[start]) == first:
+        start += 1
+    end = len(top)
+    while end > start and part_of(top[end - 1]) == last:
+        end -= 1
+    return top[:start], top[start:end], top[end:]
 
 
-def _only(block: AutocommitBlockOp, kind: type[ops.MigrateOperation]) -> bool:
-    return all(isinstance(inner, kind) for inner in block.ops)
+def _message(message: str, part: list[ops.MigrateOperation]) -> str:
+    """The revision's message with what its part does: "add total (backfill order.total)"."""
+    purposes = [op.purpose for op in part if isinstance(op, AutocommitBlockOp) and op.purpose]
+    what = ", ".join(dict.fromkeys(purposes)) or "autocommit"
+    return f"{message} ({what})"

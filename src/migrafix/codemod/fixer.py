@@ -6,6 +6,7 @@ Nothing in the file is executed: it is parsed with libcst and read statically
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import tokenize
@@ -67,7 +68,7 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
 
     if read.downgrade is not None:
         _link_twins(read.upgrade, read.downgrade)
-    dialect = sa.dialects.registry.load(options.dialect)()
+    dialect = _dialect(options.dialect)
     context = RuleContext(
         settings=settings,
         dialect=dialect,
@@ -77,6 +78,8 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
         rerun="run `migrafix rewrite`",
         report_unmatched_renames=False,
         flag_look_alikes=options.naming != "database",
+        in_batch=lambda group: any(id(origin_of(group)) in f.batch_of
+                                   for _, f in _functions(read)),
     )
     before = {}
     if write:  # the writer (and black) are imported only when something may be written
@@ -129,6 +132,13 @@ def _written(
     if missing:
         new_module = _with_imports(new_module, missing)
     return new_module.code
+
+
+@functools.cache
+def _dialect(name: str) -> sa.engine.Dialect:
+    """The dialect called ``name``, found by URL as SQLAlchemy finds it ("mariadb" has a class
+    only through its URL's loader)."""
+    return sa.engine.make_url(f"{name}://").get_dialect()()
 
 
 def _functions(read: ReadRevision) -> Iterator[tuple[str, ReadFunction]]:

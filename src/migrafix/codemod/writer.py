@@ -205,7 +205,7 @@ class FunctionWriter:
         if statement is None or call is None:
             return None
         new_call = _edit_call(op, origin, call, receiver, self.read.arguments_of.get(id(origin)),
-                              self.style.double_quotes)
+                              self.style)
         if new_call is None:
             return None
         edited: cst.BaseStatement = statement.deep_replace(call, new_call)  # type: ignore[arg-type]
@@ -417,10 +417,11 @@ def _edit_call(
     call: cst.Call,
     receiver: str,
     arguments: list[tuple[cst.Arg, Any]] | None,
-    double_quotes: bool,
+    style: Style,
 ) -> cst.Call | None:
     """``call`` with the one change that turns ``origin`` into ``op``; None if the difference
     is not one of the edits known here."""
+    double_quotes = style.double_quotes
     if type(op) is not type(origin):
         return None
     if isinstance(op, ops.CreateTableOp):
@@ -429,6 +430,13 @@ def _edit_call(
         assert isinstance(origin, ops.AddColumnOp)
         if origin.column.nullable is False and op.column.nullable is True:
             return _set_column_nullable(call)
+        default = op.column.server_default
+        if origin.column.server_default is None and isinstance(default, sa.DefaultClause) \
+                and isinstance(default.arg, sa.TextClause):
+            text = _string_literal(default.arg.text, double_quotes)
+            style.imports.add(f"import sqlalchemy as {style.sa_name}")
+            return _with_column_keyword(
+                call, "server_default", cst.parse_expression(f"{style.sa_name}.text({text})"))
         return None
     name_attribute = "index_name" if isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)) \
         else "constraint_name"
@@ -480,6 +488,27 @@ def _append_keyword(call: cst.Call, keyword: str, value: cst.BaseExpression) -> 
     args[-1] = last.with_changes(comma=between, whitespace_after_arg=cst.SimpleWhitespace(""))
     args.append(new.with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg))
     return call.with_changes(args=args)
+
+
+def _string_literal(text: str, double_quotes: bool) -> str:
+    """``text`` as a Python string literal in the file's quote style, where the text allows."""
+    quoted = repr(text)
+    if double_quotes and quoted.startswith("'") and '"' not in text and "\\" not in quoted:
+        return f'"{text}"'
+    return quoted
+
+
+def _with_column_keyword(
+    call: cst.Call, keyword: str, value: cst.BaseExpression
+) -> cst.Call | None:
+    """``call`` (an ``add_column``) with ``keyword=value`` added to its ``Column(...)``."""
+    for arg in call.args:
+        column = arg.value
+        if isinstance(column, cst.Call) and _callee_name(column) == "Column":
+            new_column = _append_keyword(column, keyword, value)
+            return call.with_changes(
+                args=[a.with_changes(value=new_column) if a is arg else a for a in call.args])
+    return None
 
 
 def _set_column_nullable(call: cst.Call) -> cst.Call | None:

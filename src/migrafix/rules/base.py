@@ -88,6 +88,11 @@ class RuleContext:
     # runs. In one that already ran (the codemod's `--naming database`) it is history: the
     # corpus review found 6 of 7 such pairs in released files to be real type changes.
     flag_look_alikes: bool = True
+    # Whether work marked for a revision of its own (``Revision.run_after_main``) becomes one:
+    # only the hook writes revisions. Without, a rule writes a form that is safe in one.
+    separate_revisions: bool = False
+    # Whether a table group is written as a batch block (SQLite's ALTER is a table copy there).
+    in_batch: Callable[[ops.ModifyTableOps], bool] = lambda group: False
 
     @property
     def dialect_name(self) -> str:

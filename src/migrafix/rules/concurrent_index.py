@@ -7,7 +7,7 @@ import copy
 from alembic.operations import ops
 
 from migrafix.ops import AutocommitBlockOp
-from migrafix.revision import Revision, Tree, derived
+from migrafix.revision import Revision, Tree, derived, in_part
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 
 __all__ = ["AUTOCOMMIT_COMMENT", "ConcurrentIndex"]
@@ -78,9 +78,13 @@ class ConcurrentIndex(Rule):
         tree.top[:] = [op for op in tree.top
                        if not (isinstance(op, ops.ModifyTableOps) and not op.ops)]
         if drops:
-            tree.top.insert(0, AutocommitBlockOp(drops, AUTOCOMMIT_COMMENT))
+            tree.top.insert(0, in_part(AutocommitBlockOp(
+                drops, AUTOCOMMIT_COMMENT, purpose="drop indexes concurrently"),
+                tree.part_before_main()))
         if creates:
-            tree.top.append(AutocommitBlockOp(creates, AUTOCOMMIT_COMMENT))
+            tree.top.append(in_part(AutocommitBlockOp(
+                creates, AUTOCOMMIT_COMMENT, purpose="create indexes concurrently"),
+                tree.part_after_main()))
 
 
 ConcurrentIndex.examples = (

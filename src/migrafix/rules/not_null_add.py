@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic.operations import ops
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from migrafix.ops import BackfillOp, CommentOp
+from migrafix.blocks import (
+    BATCHED_DIALECTS,
+    batched_backfill,
+    set_not_null_online,
+    update_statement,
+)
+from migrafix.ops import AutocommitBlockOp, BackfillOp, CommentOp
 from migrafix.revision import Revision, Tree, derived
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_spellings
 
@@ -24,27 +29,51 @@ class NotNullAdd(Rule):
     summary = "A NOT NULL column without a server default is added to a table that has rows."
     why = (
         "`ADD COLUMN ... NOT NULL` with no server default fails on every table that already "
-        "holds rows (PostgreSQL: `column ... contains null values`). migrafix adds the column "
-        "nullable, fills it with an `UPDATE ... WHERE col IS NULL`, then sets it NOT NULL. The "
-        "value comes from `info={\"backfill\": ...}` on the column (a Python value, or "
-        "`sa.text(...)` for SQL), else the column's scalar `default=`, else the `backfill` "
-        "setting (a value with no SQL literal, such as a dict for a JSON column, is passed "
-        "over). With none known the column is still split, and the revision carries a marked "
-        "TODO where the UPDATE belongs. In SQLite batch mode the UPDATE runs between two batch "
-        "blocks, after the column exists. A column added nullable and then set NOT NULL with "
+        "holds rows (PostgreSQL: `column ... contains null values`). The value comes from "
+        "`info={\"backfill\": ...}` on the column (a Python value, or `sa.text(...)` for SQL), "
+        "else the column's scalar `default=`, else the `backfill` setting (a value with no SQL "
+        "literal, such as a dict for a JSON column, is passed over). migrafix writes the form "
+        "that keeps the table writable on the project's database:\n\n"
+        "- **A constant** (a literal, or on PostgreSQL a function that is not volatile, such "
+        "as `now()`): the column is added NOT NULL with the value as its server default, "
+        "which is then dropped. PostgreSQL 11+, MySQL 8.0.12+ and MariaDB 10.3+ store it in "
+        "the catalog: no UPDATE, no rewrite, the lock held for milliseconds. Not on MySQL for "
+        "TEXT, BLOB and JSON columns, which take no literal DEFAULT. On SQLite outside batch "
+        "mode the default stays (SQLite drops one only by copying the table).\n"
+        "- **Anything else** (it reads other columns, a subquery, `gen_random_uuid()`), on "
+        "PostgreSQL and MySQL/MariaDB with the hook: the column is added nullable; a "
+        "revision of its own (`<rev>_post`) fills it in batches of `backfill_batch_size` rows "
+        "by the table's integer primary key, each batch committed on its own, in an "
+        "autocommit block; then, on PostgreSQL, `CHECK (col IS NOT NULL) NOT VALID`, a last "
+        "UPDATE for rows written meanwhile, `VALIDATE CONSTRAINT` (reads and writes go on), "
+        "`SET NOT NULL` (PostgreSQL 12+ skips its scan given the validated check), and the "
+        "check dropped. Every step can be rerun: after a failure the database is at `<rev>`, "
+        "and `alembic upgrade head` picks up where it stopped.\n"
+        "- **Otherwise** (SQLite; the codemod, which cannot split a file; a table without a "
+        "single integer primary key): add nullable, `UPDATE ... WHERE col IS NULL`, set NOT "
+        "NULL, in the migration's transaction. In SQLite batch mode the UPDATE runs between "
+        "two batch blocks, after the column exists.\n\n"
+        "With no backfill known the column is still split, and the revision carries a marked "
+        "TODO where the UPDATE belongs. A column added nullable and then set NOT NULL with "
         "nothing between that could fill it (written by hand, or left with that TODO) is the "
         "same hazard: it is reported, and a known backfill is written before the set NOT NULL "
         "(the codemod then removes its TODO)."
     )
     fix_safety = (
-        "The UPDATE rewrites every row of the table in the migration's transaction: on a large "
-        "PostgreSQL table, prefer a batched backfill outside it. Columns added to tables created "
-        "in the same revision, identity and computed columns, primary key columns and columns "
-        "with a server default are left alone."
+        "The default form gives every existing row the value an UPDATE would, a stable "
+        "function evaluated once. The batched form commits as it goes: rows the application "
+        "writes meanwhile are filled by the last UPDATE, and a row the backfill leaves NULL "
+        "stops the upgrade at `<rev>` (the temporary check is dropped first, so writes to that "
+        "row go on). The one-transaction form rewrites every row under the table's lock: on a "
+        "large table, prefer the hook's batched form or fill it by hand. Columns added to "
+        "tables created in the same revision, identity and computed columns, primary key "
+        "columns and columns with a server default are left alone."
     )
     options = (
         "`backfill = {\"table.column\" = \"SQL expression\"}` in `[tool.migrafix]`, or "
-        "`-x backfill=table.column=SQL` (repeatable)."
+        "`-x backfill=table.column=SQL` (repeatable). `backfill_batch_size = 10000`: rows per "
+        "transaction in the batched form. `split_concurrent_revisions = false` keeps every "
+        "revision whole, and the batched form becomes the one-transaction form."
     )
 
     def apply(self, revision: Revision, context: RuleContext) -> None:
@@ -61,45 +90,109 @@ class NotNullAdd(Rule):
                 unsafe = [op for op in group.ops
                           if isinstance(op, ops.AddColumnOp) and _needs_split(op.column)]
                 if unsafe:
-                    splits[id(group)] = self._split(tree, group, unsafe, context)
+                    splits[id(group)] = self._split(revision, tree, group, unsafe, context)
             tree.replace_all(splits)
 
     def _split(
         self,
+        revision: Revision,
         tree: Tree,
         group: ops.ModifyTableOps,
         unsafe: list[ops.AddColumnOp],
         context: RuleContext,
     ) -> list[ops.MigrateOperation]:
-        """[..., add NOT NULL, ...rest] becomes [..., add NULL], backfills, [set NOT NULL, ...rest].
+        """[..., add NOT NULL, ...rest] becomes [..., add], fills, [alters, ...rest], each
+        column in the fastest form that holds on the dialect (see ``_form``).
 
-        The backfills sit between two table groups so that in batch mode they run after the
+        The fills sit between two table groups so that in batch mode they run after the
         first batch block has added the column (batch ops are queued until the block exits).
         """
-        nullable: dict[int, ops.MigrateOperation] = {}
+        replaced: dict[int, ops.MigrateOperation] = {}
         middle: list[ops.MigrateOperation] = []
         alters: list[ops.MigrateOperation] = []
         for add in unsafe:
             column = add.column
-            nullable_copy = column._copy()
-            nullable_copy.nullable = True
-            nullable[id(add)] = derived(add, ops.AddColumnOp(group.table_name, nullable_copy,
-                                                             schema=group.schema))
-            middle.append(self._backfill(tree, group, add, context))
-            alters.append(ops.AlterColumnOp(group.table_name, column.name, schema=group.schema,
-                                            existing_type=column.type,
-                                            existing_nullable=True,
-                                            existing_comment=column.comment,
-                                            modify_nullable=False))
-        last = max(index for index, op in enumerate(group.ops) if id(op) in nullable)
-        head = [nullable.get(id(op), op) for op in group.ops[: last + 1]]
+            table = group.table_name
+            value, sql, unwritable = _known_backfill(table, group.schema, column, context)
+            form, reason = _form(value, column, context) if sql else ("one transaction", "")
+            if sql is None:
+                middle.append(self._todo(tree, group, add, unwritable, context))
+                alters.append(_set_not_null(group, column))
+            elif form == "server default":
+                replaced[id(add)] = derived(add, ops.AddColumnOp(
+                    table, _with_server_default(column, value, context), schema=group.schema))
+                # SQLite alters a column only by copying the table, in batch mode
+                drops_default = context.dialect_name != "sqlite" or context.in_batch(group)
+                if drops_default:
+                    alters.append(ops.AlterColumnOp(
+                        table, column.name, schema=group.schema, existing_type=column.type,
+                        existing_nullable=False, existing_comment=column.comment,
+                        modify_server_default=None))
+                context.report(Finding(self.name, tree.direction, table,
+                    f"NOT NULL {column.name} added with its backfill as a server default, "
+                    + ("then the default dropped: no UPDATE, no table rewrite" if drops_default
+                       else "which stays: SQLite drops a default only in batch mode"),
+                    fixed=True, op=add))
+                continue
+            elif form == "batches":
+                key = _integer_key(column)
+                assert key is not None
+                self._in_batches(revision, tree, group, column, value, key, context)
+                context.report(Finding(self.name, tree.direction, table,
+                    f"NOT NULL {column.name} added nullable, then filled "
+                    f"{context.settings.backfill_batch_size} rows per transaction and set NOT "
+                    "NULL in a revision of its own: writes wait for one batch at most",
+                    fixed=True, op=add))
+            else:
+                middle.append(BackfillOp(sql, table_name=table, column_name=column.name,
+                                         schema=group.schema))
+                alters.append(_set_not_null(group, column))
+                context.report(Finding(self.name, tree.direction, table,
+                    f"NOT NULL {column.name} split into add nullable / backfill / set NOT NULL",
+                    fixed=True, op=add, hint=reason or None))
+            if id(add) not in replaced:
+                replaced[id(add)] = derived(add, ops.AddColumnOp(
+                    table, _nullable_copy(column), schema=group.schema))
+        last = max(index for index, op in enumerate(group.ops) if id(op) in replaced)
+        head = [replaced.get(id(op), op) for op in group.ops[: last + 1]]
         tail = list(group.ops[last + 1 :])
+        if not middle and not alters:
+            return [derived(group, ops.ModifyTableOps(group.table_name, head + tail,
+                                                      schema=group.schema))]
         return [
             derived(group, ops.ModifyTableOps(group.table_name, head, schema=group.schema)),
             *middle,
             derived(group, ops.ModifyTableOps(group.table_name, alters + tail,
                                               schema=group.schema)),
         ]
+
+    def _in_batches(
+        self,
+        revision: Revision,
+        tree: Tree,
+        group: ops.ModifyTableOps,
+        column: sa.Column[Any],
+        value: Any,
+        key: str,
+        context: RuleContext,
+    ) -> None:
+        """The fill and the NOT NULL in an autocommit block, in a revision after this one:
+        a failure at any step leaves the database at this revision, and rerunning
+        ``alembic upgrade head`` picks up where it stopped."""
+        table, schema, dialect = group.table_name, group.schema, context.dialect
+        size = context.settings.backfill_batch_size
+        rest = BackfillOp(update_statement(table, schema, column, value, dialect),
+                          table_name=table, column_name=column.name, schema=schema)
+        block = AutocommitBlockOp(
+            [batched_backfill(table, schema, column, value, key, size, dialect),
+             *set_not_null_online(table, schema, column, rest, dialect)],
+            comment=(_batches_comment(table, column.name, size, dialect.name),),
+            purpose=f"backfill {table}.{column.name}",
+        )
+        undo = ops.AlterColumnOp(table, column.name, schema=schema, existing_type=column.type,
+                                 existing_nullable=False, existing_comment=column.comment,
+                                 modify_nullable=True)
+        revision.run_after_main(tree, [block], [undo])
 
     def _fill_before_set_not_null(self, tree: Tree, context: RuleContext) -> None:
         """The same hazard written by hand, or left by an earlier run with a TODO: a column
@@ -135,8 +228,7 @@ class NotNullAdd(Rule):
         self, tree: Tree, add: ops.AddColumnOp, alter: ops.AlterColumnOp, context: RuleContext
     ) -> ops.MigrateOperation | None:
         table, name = add.table_name, add.column.name
-        keys = [f"{spelling}.{name}" for spelling in table_spellings(table, add.schema)]
-        sql, unwritable = _backfill_update(table, add.schema, add.column, keys, context)
+        _, sql, unwritable = _known_backfill(table, add.schema, add.column, context)
         if sql is None:
             x_hint = context.spell_option("backfill", f"{table}.{name}=<SQL>")
             why = f" (its backfill has no SQL form: {unwritable})" if unwritable else ""
@@ -149,34 +241,30 @@ class NotNullAdd(Rule):
             f"{name} backfilled before it is set NOT NULL", fixed=True, op=alter))
         return BackfillOp(sql, table_name=table, column_name=name, schema=add.schema)
 
-    def _backfill(
-        self, tree: Tree, group: ops.ModifyTableOps, add: ops.AddColumnOp, context: RuleContext
-    ) -> ops.MigrateOperation:
+    def _todo(
+        self, tree: Tree, group: ops.ModifyTableOps, add: ops.AddColumnOp, unwritable: str,
+        context: RuleContext,
+    ) -> CommentOp:
+        """No backfill is known: the column is still split, and the revision says where its
+        UPDATE belongs and how to have migrafix write it."""
         column = add.column
         table, name = group.table_name, column.name
-        keys = [f"{spelling}.{name}" for spelling in table_spellings(table, group.schema)]
-        sql, unwritable = _backfill_update(table, group.schema, column, keys, context)
-        if sql is None:
-            placeholder = update_statement(table, group.schema, column,
-                                           sa.literal_column("<value>"), context)
-            x_hint = context.spell_option("backfill", f"{table}.{name}=<SQL>")
-            hint = f"put info={{'backfill': ...}} on {table}.{name}, or rerun with {x_hint}"
-            context.report(Finding(self.name, tree.direction, table,
-                f"{name} is added NOT NULL with "
-                + (f"a backfill that has no SQL form ({unwritable})" if unwritable
-                   else "no known backfill")
-                + ": the set NOT NULL fails on a table with rows", fixed=False, hint=hint, op=add))
-            return CommentOp([
-                f"TODO(migrafix): fill {table}.{name} before it becomes NOT NULL, e.g.",
-                f"op.execute({placeholder!r})",
-                f"To have migrafix write it, put info={{'backfill': ...}} on {table}.{name},",
-                f"or {context.rerun} with",
-                f"    {x_hint}",
-            ])
+        placeholder = update_statement(table, group.schema, column,
+                                       sa.literal_column("<value>"), context.dialect)
+        x_hint = context.spell_option("backfill", f"{table}.{name}=<SQL>")
+        hint = f"put info={{'backfill': ...}} on {table}.{name}, or rerun with {x_hint}"
         context.report(Finding(self.name, tree.direction, table,
-            f"NOT NULL {name} split into add nullable / backfill / set NOT NULL", fixed=True,
-            op=add))
-        return BackfillOp(sql, table_name=table, column_name=name, schema=group.schema)
+            f"{name} is added NOT NULL with "
+            + (f"a backfill that has no SQL form ({unwritable})" if unwritable
+               else "no known backfill")
+            + ": the set NOT NULL fails on a table with rows", fixed=False, hint=hint, op=add))
+        return CommentOp([
+            f"TODO(migrafix): fill {table}.{name} before it becomes NOT NULL, e.g.",
+            f"op.execute({placeholder!r})",
+            f"To have migrafix write it, put info={{'backfill': ...}} on {table}.{name},",
+            f"or {context.rerun} with",
+            f"    {x_hint}",
+        ])
 
 
 _EMPTIES = re.compile(
@@ -265,50 +353,117 @@ def _backfill_values(
             return
 
 
-def _backfill_update(
-    table: str, schema: str | None, column: sa.Column[Any], keys: list[str],
-    context: RuleContext,
-) -> tuple[str | None, str]:
-    """The UPDATE of the first known backfill SQLAlchemy can write as SQL, and "". Else None,
-    and why the known ones could not be written ("" when none is known). A dict default on a
-    JSON column has no SQL literal: the next one known (the ``backfill`` setting) is used."""
+def _known_backfill(
+    table: str, schema: str | None, column: sa.Column[Any], context: RuleContext
+) -> tuple[Any, str | None, str]:
+    """The first known backfill SQLAlchemy can write as SQL, and its UPDATE. Else (None,
+    None, why the known ones could not be written: "" when none is known). A dict default on
+    a JSON column has no SQL literal: the next one known (the ``backfill`` setting) is used."""
+    keys = [f"{spelling}.{column.name}" for spelling in table_spellings(table, schema)]
     unwritable = ""
     for value in _backfill_values(column, keys, context):
         try:
-            return update_statement(table, schema, column, value, context), ""
+            return value, update_statement(table, schema, column, value, context.dialect), ""
         except sa.exc.CompileError as exc:
             unwritable = unwritable or str(exc)
-    return None, unwritable
+    return None, None, unwritable
 
 
-def update_statement(
-    table: str, schema: str | None, column: sa.Column[Any], value: Any, context: RuleContext
-) -> str:
-    """``UPDATE t SET c = value WHERE t.c IS NULL``, quoted and rendered for the dialect.
+Form = Literal["server default", "batches", "one transaction"]
 
-    The value is compiled by SQLAlchemy; the names are quoted by the dialect's preparer and
-    put in the frame its compiler writes (tests/test_update_statement.py proves the two equal,
-    dialect by dialect). Compiling the whole statement took 120-200 µs a column: half the
-    hook's time when many columns are added."""
+
+def _form(value: Any, column: sa.Column[Any], context: RuleContext) -> tuple[Form, str]:
+    """How a column with a known backfill is added, and why not faster ("" when the fastest).
+
+    - "server default": a constant backfill as the column's DEFAULT, dropped afterwards. The
+      database fills existing rows from its catalog, no UPDATE (PostgreSQL 11+, MySQL 8.0.12+,
+      MariaDB 10.3+: instant; SQLite: the constant is written as the column's default).
+    - "batches": add nullable; in a revision of its own, fill in batches of the table's integer
+      key, each its own transaction; set NOT NULL without a blocking scan.
+    - "one transaction": add nullable, UPDATE, set NOT NULL, in the migration's transaction,
+      which holds the table's lock for the whole UPDATE.
+    """
     dialect = context.dialect
-    if dialect.statement_compiler.visit_update is not SQLCompiler.visit_update:
-        return _compiled_update(table, schema, column, value, dialect)
-    preparer = dialect.identifier_preparer
-    target = preparer.format_table(sa.table(table, schema=schema))
-    name = preparer.quote(column.name)
-    rendered = value.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    return f"UPDATE {target} SET {name}={rendered} WHERE {target}.{name} IS NULL"
+    not_a_default = _why_not_a_default(value, column, dialect)
+    if not not_a_default:
+        return "server default", ""
+    if dialect.name not in BATCHED_DIALECTS:
+        return "one transaction", ""  # SQLite: the batch-block split, one writer anyway
+    if not context.separate_revisions:
+        return "one transaction", (
+            f"{not_a_default}, so the UPDATE holds the table's lock until the migration "
+            "commits; migrafix's autogenerate hook writes it as batches in a revision of its "
+            "own")
+    if _integer_key(column) is None:
+        return "one transaction", (
+            f"{not_a_default}, and the table has no single integer primary key to fill it in "
+            "batches by: on a large table, fill it in batches by hand")
+    return "batches", ""
 
 
-def _compiled_update(
-    table: str, schema: str | None, column: sa.Column[Any], value: Any, dialect: Dialect
-) -> str:
-    """The statement compiled whole: for a dialect whose compiler writes UPDATE its own way."""
-    target = sa.table(table, sa.column(column.name, column.type), schema=schema)
-    statement = (
-        sa.update(target).where(target.c[column.name].is_(None)).values({column.name: value})
-    )
-    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+def _why_not_a_default(value: Any, column: sa.Column[Any], dialect: Dialect) -> str:
+    """Why ``value`` cannot be the column's DEFAULT on ``dialect`` with the result an UPDATE
+    would give; "" when it can: a constant, or (PostgreSQL) a function that is not volatile."""
+    if dialect.name in ("mysql", "mariadb") and not getattr(dialect, "is_mariadb", False) \
+            and isinstance(column.type, (sa.Text, sa.LargeBinary, sa.JSON)):
+        return "MySQL takes no literal DEFAULT on a TEXT, BLOB or JSON column"
+    if isinstance(value, sa.sql.elements.BindParameter):
+        return ""  # a Python value, rendered as a literal
+    sql = str(value.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    constant = _PG_CONSTANT if dialect.name == "postgresql" else _LITERAL
+    return "" if constant.fullmatch(sql.strip()) else "its backfill is not a constant"
+
+
+_LITERAL_TEXT = r"(?:[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|'(?:[^']|'')*'|TRUE|FALSE)"
+_LITERAL = re.compile(_LITERAL_TEXT, re.IGNORECASE)
+# A literal with a cast, or a function PostgreSQL evaluates once per statement (STABLE):
+# as a DEFAULT it is stored in the catalog, as the UPDATE would have written it. VOLATILE
+# ones (random(), gen_random_uuid(), clock_timestamp()) rewrite the table: not here.
+_PG_CONSTANT = re.compile(
+    rf"(?:{_LITERAL_TEXT}(?:\s*::\s*[a-z_][\w ]*(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])?)?"
+    r"|now\(\)|transaction_timestamp\(\)|statement_timestamp\(\)"
+    r"|current_(?:timestamp|date|time)(?:\(\d\))?|localtime(?:stamp)?(?:\(\d\))?"
+    r"|current_user|session_user)",
+    re.IGNORECASE)
+
+
+def _with_server_default(column: sa.Column[Any], value: Any, context: RuleContext) -> Any:
+    copy = column._copy()  # never the model's own column
+    sql = value.compile(dialect=context.dialect, compile_kwargs={"literal_binds": True})
+    copy.server_default = sa.DefaultClause(sa.text(str(sql)))
+    return copy
+
+
+def _nullable_copy(column: sa.Column[Any]) -> sa.Column[Any]:
+    copy = column._copy()
+    copy.nullable = True
+    return copy
+
+
+def _set_not_null(group: ops.ModifyTableOps, column: sa.Column[Any]) -> ops.AlterColumnOp:
+    return ops.AlterColumnOp(group.table_name, column.name, schema=group.schema,
+                             existing_type=column.type, existing_nullable=True,
+                             existing_comment=column.comment, modify_nullable=False)
+
+
+def _integer_key(column: sa.Column[Any]) -> str | None:
+    """The single integer primary key of the model table ``column`` belongs to (the hook
+    knows it; a revision file read by the codemod does not)."""
+    table = getattr(column, "table", None)
+    if not isinstance(table, sa.Table):
+        return None
+    key = list(table.primary_key.columns)
+    if len(key) == 1 and isinstance(key[0].type, sa.Integer):
+        return str(key[0].name)
+    return None
+
+
+def _batches_comment(table: str, column: str, size: int, dialect: str) -> str:
+    not_null = ("then made NOT NULL through a CHECK validated while writes go on"
+                if dialect == "postgresql" else "then made NOT NULL")
+    return (f"migrafix: {table}.{column} is filled {size} rows per transaction, so writes to "
+            f"{table} wait for one batch at most, {not_null}. Every step can run again: after "
+            "a failure, fix its cause and run `alembic upgrade head`.")
 
 
 NotNullAdd.examples = (
@@ -331,14 +486,81 @@ NotNullAdd.examples = (
             op.add_column('order', sa.Column('status', sa.String(length=20), nullable=False))
         """,
         fixed_upgrade=r"""
-            op.add_column('order', sa.Column('status', sa.String(length=20), nullable=True))
-            op.execute('UPDATE "order" SET status=\'placed\' WHERE "order".status IS NULL')
+            op.add_column('order', sa.Column('status', sa.String(length=20), server_default=sa.text("'placed'"), nullable=False))
             op.alter_column('order', 'status',
                        existing_type=sa.String(length=20),
-                       nullable=False)
+                       server_default=None,
+                       existing_nullable=False)
         """,
         fixed_downgrade=r"""
             op.drop_column('order', 'status')
+        """,
+    ),
+    Example(
+        title="a required column computed from other columns (PostgreSQL: in batches)",
+        dialect="postgresql",
+        settings={"backfill": {"line.total": "price * quantity"}},
+        before="""
+            metadata = sa.MetaData()
+            line = sa.Table(
+                "line", metadata,
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("price", sa.Integer, nullable=False),
+                sa.Column("quantity", sa.Integer, nullable=False),
+            )
+        """,
+        after="""
+            metadata = sa.MetaData()
+            line = sa.Table(
+                "line", metadata,
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("price", sa.Integer, nullable=False),
+                sa.Column("quantity", sa.Integer, nullable=False),
+                sa.Column("total", sa.Integer, nullable=False),
+            )
+        """,
+        autogenerated_upgrade=r"""
+            op.add_column('line', sa.Column('total', sa.Integer(), nullable=False))
+        """,
+        fixed_upgrade=r"""
+            # revision rev
+            op.add_column('line', sa.Column('total', sa.Integer(), nullable=True))
+
+            # revision rev_post
+            # migrafix: line.total is filled 10000 rows per transaction, so writes to line wait for
+            # one batch at most, then made NOT NULL through a CHECK validated while writes go on.
+            # Every step can run again: after a failure, fix its cause and run `alembic upgrade head`.
+            with op.get_context().autocommit_block():
+                # offline (--sql) there are no rows to read: the UPDATE after the loop fills them all
+                bind = op.get_bind()
+                after = None if op.get_context().as_sql else bind.scalar(sa.text('SELECT min(id) - 1 FROM line'))
+                while after is not None:
+                    upto = bind.scalar(sa.text('SELECT max(id) FROM (SELECT id FROM line WHERE id > :after ORDER BY id LIMIT 10000) AS batch'), {'after': after})
+                    bind.execute(sa.text('UPDATE line SET total=price * quantity WHERE id > :after AND id <= :upto AND total IS NULL'), {'after': after, 'upto': upto})
+                    after = upto
+
+                op.execute('ALTER TABLE line DROP CONSTRAINT IF EXISTS ck_line_total_not_null')
+                op.create_check_constraint('ck_line_total_not_null', 'line', 'total IS NOT NULL', postgresql_not_valid=True)
+                try:
+                    op.execute('UPDATE line SET total=price * quantity WHERE line.total IS NULL')
+                    op.execute('ALTER TABLE line VALIDATE CONSTRAINT ck_line_total_not_null')
+                except Exception:  # a row left NULL: the check would refuse writes to it
+                    op.drop_constraint('ck_line_total_not_null', 'line', type_='check')
+                    raise
+
+                op.alter_column('line', 'total',
+                       existing_type=sa.Integer(),
+                       nullable=False)
+                op.drop_constraint('ck_line_total_not_null', 'line', type_='check')
+        """,
+        fixed_downgrade=r"""
+            # revision rev_post
+            op.alter_column('line', 'total',
+                       existing_type=sa.Integer(),
+                       nullable=True)
+
+            # revision rev
+            op.drop_column('line', 'total')
         """,
     ),
     Example(

@@ -1,0 +1,142 @@
+"""Building blocks the rules compose: the forms of a change that keep a busy table writable.
+
+Each returns Alembic ops (or migrafix's own, rendered as plain Alembic code) for one dialect;
+rules decide when a form applies, these say how it is written. What each costs a concurrent
+client on a populated table is measured by tests/benchmark_locks.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import ops
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import conv
+
+from migrafix.ops import BackfillOp, BatchedBackfillOp, UndoOnFailureOp
+
+__all__ = [
+    "BATCHED_DIALECTS",
+    "batched_backfill",
+    "check_name",
+    "set_not_null_online",
+    "update_statement",
+]
+
+# Where a backfill is written as batches: each batch a short transaction of its own.
+BATCHED_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
+
+
+def update_statement(
+    table: str, schema: str | None, column: sa.Column[Any], value: Any, dialect: Dialect
+) -> str:
+    """``UPDATE t SET c = value WHERE t.c IS NULL``, quoted and rendered for the dialect.
+
+    The value is compiled by SQLAlchemy; the names are quoted by the dialect's preparer and
+    put in the frame its compiler writes (tests/test_update_statement.py proves the two equal,
+    dialect by dialect). Compiling the whole statement took 120-200 µs a column: half the
+    hook's time when many columns are added."""
+    if dialect.statement_compiler.visit_update is not SQLCompiler.visit_update:
+        return _compiled_update(table, schema, column, value, dialect)
+    target, name, rendered = _update_parts(table, schema, column, value, dialect)
+    return f"UPDATE {target} SET {name}={rendered} WHERE {target}.{name} IS NULL"
+
+
+def _update_parts(
+    table: str, schema: str | None, column: sa.Column[Any], value: Any, dialect: Dialect
+) -> tuple[str, str, str]:
+    preparer = dialect.identifier_preparer
+    target = preparer.format_table(sa.table(table, schema=schema))
+    rendered = value.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return target, preparer.quote(column.name), str(rendered)
+
+
+def _compiled_update(
+    table: str, schema: str | None, column: sa.Column[Any], value: Any, dialect: Dialect
+) -> str:
+    """The statement compiled whole: for a dialect whose compiler writes UPDATE its own way."""
+    target = sa.table(table, sa.column(column.name, column.type), schema=schema)
+    statement = (
+        sa.update(target).where(target.c[column.name].is_(None)).values({column.name: value})
+    )
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def batched_backfill(
+    table: str,
+    schema: str | None,
+    column: sa.Column[Any],
+    value: Any,
+    key: str,
+    batch_size: int,
+    dialect: Dialect,
+) -> BatchedBackfillOp:
+    """``column`` filled with ``value`` ``batch_size`` keys at a time, walking the integer
+    ``key`` in order (keyset pagination: sparse keys cost no empty batches)."""
+    target, name, rendered = _update_parts(table, schema, column, value, dialect)
+    quoted_key = dialect.identifier_preparer.quote(key)
+    return BatchedBackfillOp(
+        first_key=f"SELECT min({quoted_key}) - 1 FROM {target}",
+        next_upto=(f"SELECT max({quoted_key}) FROM (SELECT {quoted_key} FROM {target} "
+                   f"WHERE {quoted_key} > :after ORDER BY {quoted_key} LIMIT {batch_size}) "
+                   "AS batch"),
+        update=(f"UPDATE {target} SET {name}={rendered} WHERE {quoted_key} > :after "
+                f"AND {quoted_key} <= :upto AND {name} IS NULL"),
+        table_name=table,
+        column_name=column.name,
+    )
+
+
+def check_name(table: str, column: str, dialect: Dialect) -> str:
+    """The temporary CHECK that proves ``column`` holds no NULL, within the dialect's limit."""
+    preparer = dialect.identifier_preparer
+    name = preparer.truncate_and_render_constraint_name(
+        conv(f"ck_{table}_{column}_not_null"), _alembic_quote=False)
+    return str(name)
+
+
+def set_not_null_online(
+    table: str,
+    schema: str | None,
+    column: sa.Column[Any],
+    fill_rest: BackfillOp,
+    dialect: Dialect,
+) -> list[ops.MigrateOperation]:
+    """``column`` (already filled in batches) made NOT NULL without blocking writes, in an
+    autocommit block: each statement is its own transaction, and each can run again after a
+    failure.
+
+    PostgreSQL: ``CHECK (c IS NOT NULL) NOT VALID`` (from then on no new NULL can be written),
+    ``fill_rest`` for rows written since the batches passed, ``VALIDATE`` (SHARE UPDATE
+    EXCLUSIVE: reads and writes go on), ``SET NOT NULL`` (PostgreSQL 12+ takes the validated
+    check as proof and skips its scan), then the check is dropped. Should a row stay NULL (the
+    backfill gives NULL for it), the check is dropped before the error is raised: left in
+    place, it would refuse every write to that row. Elsewhere ``fill_rest`` and the ALTER
+    (InnoDB changes NULL-ability in place, with concurrent writes)."""
+    set_not_null = ops.AlterColumnOp(table, column.name, schema=schema,
+                                     existing_type=column.type, existing_nullable=True,
+                                     existing_comment=column.comment, modify_nullable=False)
+    if dialect.name != "postgresql":
+        return [fill_rest, set_not_null]
+    preparer = dialect.identifier_preparer
+    target = preparer.format_table(sa.table(table, schema=schema))
+    name = check_name(table, column.name, dialect)
+    quoted = preparer.quote(name)
+    check = sa.CheckConstraint(f"{preparer.quote(column.name)} IS NOT NULL", name=name,
+                               postgresql_not_valid=True)
+    sa.Table(table, sa.MetaData(), sa.Column(column.name, column.type), check, schema=schema)
+    drop_check = ops.DropConstraintOp(name, table, type_="check", schema=schema)
+    return [
+        # a run killed after the check was added leaves it: the rerun starts this step again
+        ops.ExecuteSQLOp(f"ALTER TABLE {target} DROP CONSTRAINT IF EXISTS {quoted}"),
+        ops.AddConstraintOp.from_constraint(check),
+        UndoOnFailureOp(
+            [fill_rest, ops.ExecuteSQLOp(f"ALTER TABLE {target} VALIDATE CONSTRAINT {quoted}")],
+            [drop_check],
+            why="a row left NULL: the check would refuse writes to it",
+        ),
+        set_not_null,
+        drop_check,
+    ]
