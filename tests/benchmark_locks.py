@@ -180,6 +180,7 @@ def client(conninfo: str, rows: int, interval: float, ready: Any, stop: Any,
 @dataclass(frozen=True)
 class Run:
     stall: float  # the longest client statement that overlapped the upgrade, seconds
+    stall_at: float  # when it began, seconds after the upgrade began
     idle: float  # the longest before it
     upgrade: float  # the upgrade's wall time, seconds
     noop: float  # the wall time of `alembic upgrade head` with nothing to do
@@ -216,7 +217,8 @@ def measured(project: AlembicProject, kind: Kind, rows: int, conninfo: str, inte
         process.join(10)
         if process.is_alive():
             process.terminate()
-    during = [seconds for begun, seconds in samples if begun < end and begun + seconds > start]
+    during = [(seconds, begun - start) for begun, seconds in samples
+              if begun < end and begun + seconds > start]
     idle = [seconds for begun, seconds in samples if begun + seconds <= start]
     if errors and not error:
         error = f"client: {errors[0]} ({len(errors)} errors)"
@@ -224,8 +226,9 @@ def measured(project: AlembicProject, kind: Kind, rows: int, conninfo: str, inte
     noop = time.monotonic()
     upgrade(project, timeout)
     noop = time.monotonic() - noop
-    return Run(max(during, default=0.0), max(idle, default=0.0), end - start, noop,
-               len(during), error, filled)
+    stall, stall_at = max(during, default=(0.0, 0.0))
+    return Run(stall, stall_at, max(idle, default=0.0), end - start, noop, len(during), error,
+               filled)
 
 
 def upgrade(project: AlembicProject, timeout: float) -> str | None:
@@ -354,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="table sizes, comma-separated (1000000,4000000)")
     parser.add_argument("--kinds", default=",".join(KINDS),
                         help=f"kinds of change, comma-separated ({','.join(KINDS)})")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"ways of writing them, comma-separated ({','.join(VARIANTS)})")
     parser.add_argument("--postgres", default=os.environ.get("MIGRAFIX_TEST_POSTGRES_URL"),
                         metavar="URL", help="a PostgreSQL server (default: "
                         "$MIGRAFIX_TEST_POSTGRES_URL, else an embedded pgserver)")
@@ -364,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.rows.split(",")]
     kinds = [KINDS[name]() for name in args.kinds.split(",")]
+    variants = args.variants.split(",")
+    if unknown := set(variants) - set(VARIANTS):
+        parser.error(f"unknown --variants {', '.join(sorted(unknown))}")
 
     machine()
     work = Path(tempfile.mkdtemp(prefix="migrafix-bench-locks-"))
@@ -377,26 +385,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("| ---: | --- | --- | ---: | ---: | ---: | ---: |")
         try:
             for rows in sizes:
-                measure_size(databases, kinds, rows, work / str(rows), args)
+                measure_size(databases, kinds, variants, rows, work / str(rows), args)
         finally:
             databases.drop_all()
             shutil.rmtree(work, ignore_errors=True)
     print("\nworst client stall: the longest single statement of the client that overlapped "
-          "the upgrade (idle: the longest in the second before it); upgrade: the wall time "
+          "the upgrade, and when it began after the upgrade's start (idle: the longest in the "
+          "second before it); upgrade: the wall time "
           "of `alembic upgrade head`, start-up included (no-op: the same command again, "
           "with nothing to do)")
     return 0
 
 
-def measure_size(databases: Databases, kinds: Sequence[Kind], rows: int, root: Path,
-                 args: argparse.Namespace) -> None:
+def measure_size(databases: Databases, kinds: Sequence[Kind], variants: Sequence[str],
+                 rows: int, root: Path, args: argparse.Namespace) -> None:
     templates: dict[tuple[str, tuple[str, ...]], tuple[str, Path]] = {}
     for number, kind in enumerate(kinds):
         key = (kind.before, kind.seed)
         if key not in templates:
             templates[key] = loaded(databases, kind, rows, root / f"template-{number}")
         template, first = templates[key]
-        for variant in VARIANTS:
+        for variant in variants:
             name = databases.create(template)
             try:
                 place = root / f"{number}-{variant.replace(' ', '-')}"
@@ -411,7 +420,8 @@ def measure_size(databases: Databases, kinds: Sequence[Kind], rows: int, root: P
             finally:
                 databases.drop(name)
             note = f": {kind.alone_note}" if variant == "autogenerate alone" else ""
-            stall = f"failed: {run.error}" if run.error else f"{run.stall * 1000:,.0f} ms"
+            stall = f"failed: {run.error}" if run.error else (
+                f"{run.stall * 1000:,.0f} ms at {run.stall_at:.1f} s")
             filled = "" if run.filled is None else (
                 "all" if run.filled == rows else f"{run.filled:,} of {rows:,}")
             print(f"| {rows:,} | {kind.name} | {variant}{note} | {stall} "
