@@ -28,6 +28,7 @@ import contextlib
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -240,7 +241,10 @@ def upgrade(project: AlembicProject, timeout: float) -> str | None:
     except subprocess.TimeoutExpired:
         return f"timed out after {timeout:.0f} s"
     if result.returncode != 0:
-        return (result.stderr.strip().splitlines() or ["?"])[-1]
+        # The exception's line, not SQLAlchemy's "(Background on this error at: ...)" after it.
+        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["?"]
+        return next((line for line in reversed(lines)
+                     if re.match(r"[\w.]*(?:Error|Exception)\b", line)), lines[-1])
     return None
 
 
