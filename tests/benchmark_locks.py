@@ -242,7 +242,8 @@ def upgrade(project: AlembicProject, timeout: float) -> str | None:
         return f"timed out after {timeout:.0f} s"
     if result.returncode != 0:
         # The exception's line, not SQLAlchemy's "(Background on this error at: ...)" after it.
-        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["?"]
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        lines = lines or ["?"]
         return next((line for line in reversed(lines)
                      if re.match(r"[\w.]*(?:Error|Exception)\b", line)), lines[-1])
     return None
