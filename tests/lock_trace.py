@@ -5,7 +5,8 @@ holds on user tables once it has run, and what PostgreSQL said while running it.
 Two halves. In the ``alembic`` process, :func:`record` listens to the engine env.py migrates
 with (:func:`install` puts it in a harness project's env.py, switched on by
 ``-x lock_trace=PATH``) and appends one JSON line per statement to PATH. In the test,
-:func:`read` turns the file into a :class:`Trace` to assert on.
+:func:`read` turns the file into a :class:`Trace` to assert on. PostgreSQL through psycopg 3
+(the tests' driver: its notice handler and `autocommit` attribute are read).
 
 - After each statement run inside a transaction, a probe on the same connection (a raw DBAPI
   cursor: no SQLAlchemy event sees it) reads ``pg_locks`` for this backend. Its
@@ -98,12 +99,15 @@ def record(engine: sa.Engine, path: str | Path) -> None:
         locks: list[list[str]] = []
         if not autocommit and error is None:
             transaction, locks = _probe(cursor.connection)
+        if transaction is None:
+            # A statement run in autocommit is a transaction of its own; a failed one in a
+            # transaction cannot be probed (its transaction is aborted): it stands alone too.
+            transaction = f"{'autocommit' if autocommit else 'failed'} #{next(counter)}"
         entry = {
             "sql": statement,
             "parameters": parameters,
             "autocommit": autocommit,
-            # A statement run in autocommit is a transaction of its own.
-            "transaction": transaction or f"autocommit #{next(counter)}",
+            "transaction": transaction,
             "locks": locks,
             "notices": list(notices),
             "rowcount": cursor.rowcount if error is None else None,
