@@ -37,7 +37,9 @@ def test_a_key_is_the_bytes_the_options_and_the_code(tmp_path: Path) -> None:
 
 def test_an_entry_comes_back_as_it_went_in(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path)
-    entry = Entry((FileFinding("unnamed-constraint", 3, 5, "upgrade: é", True),), "fixed ✓\n")
+    entry = Entry((FileFinding("unnamed-constraint", 3, 5, "upgrade: é", True),
+                   FileFinding("not-null-add", 9, 5, "upgrade: no backfill", False, "--backfill")),
+                  "fixed ✓\n")
     cache.put("ab" * 32, entry)
     assert cache.get("ab" * 32) == entry
     assert cache.get("cd" * 32) is None

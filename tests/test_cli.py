@@ -34,6 +34,7 @@ from migrafix.codemod.report import (
     text_finding,
     unified_diff,
 )
+from migrafix.settings import SettingsError
 
 
 def revision(upgrade: str, downgrade: str, rev: str = "a1b2c3d4e5f6") -> str:
@@ -217,10 +218,29 @@ def test_a_file_named_twice_is_processed_once(
 def test_a_named_file_that_is_not_a_revision_is_skipped(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """pre-commit passes every file under versions/, e.g. __init__.py and helpers."""
+    """pre-commit passes every file under versions/, e.g. __init__.py and helpers: not an
+    error (pre-commit shows nothing of a hook that passes), but said."""
     put(project / V / "__init__.py", "")
     put(project / V / "helpers.py", "def f(:\n")
-    assert run(capsys, "rewrite", f"{V}/__init__.py", f"{V}/helpers.py") == (0, "", "")
+    assert run(capsys, "rewrite", f"{V}/__init__.py", f"{V}/helpers.py") == (0, "", (
+        f"migrafix: warning: no revision files in {V}/__init__.py {V}/helpers.py (2 files, "
+        "none with a module-level `revision = ...` and a `def upgrade`)\n"))
+
+
+@pytest.mark.parametrize("command", ["check", "rewrite"])
+def test_a_folder_without_revision_files_says_so(
+    project: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """As ruff and black say "no Python files" (and exit 0): a mistyped folder is not taken
+    for a clean one."""
+    assert run(capsys, command, V) == (
+        0, "", f"migrafix: warning: no revision files in {V} (no .py file)\n")
+    put(project / V / "env.py", "from alembic import context\n")
+    assert run(capsys, command, V) == (0, "", (
+        f"migrafix: warning: no revision files in {V} (1 file, none with a module-level "
+        "`revision = ...` and a `def upgrade`)\n"))
+    put(project / V / "a1_note.py", CLEAN)
+    assert run(capsys, command, V) == (0, "", "")  # a clean revision: nothing to say
 
 
 # --- bad input: reported, untouched, the other files still processed --------------------------
@@ -259,6 +279,104 @@ def test_a_file_the_prefilter_skips_is_still_syntax_checked(project: Path, comma
     assert broken.read_text() == SKIPPED_BUT_BROKEN
 
 
+NO_CODING = ", and no coding line declares another encoding"
+LATIN_1 = "# -*- coding: latin-1 -*-\n" + FK.replace(
+    "a revision", "caf\xe9").replace("def downgrade():", "# d\xe9fait\ndef downgrade():")
+
+
+def test_a_file_in_its_declared_encoding_is_fixed_and_written_back_in_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PEP 263 coding line is read as Python reads it: the file is fixed, written in
+    latin-1 again, and every byte outside the fixed statements stays as it was."""
+    path = put(project / V / "a1_fk.py", LATIN_1.encode("latin-1"))
+    code, out, err = run(capsys, "check", "--naming", "convention", V)
+    assert code == 1 and out.count("unnamed-constraint") == 2
+    code, _, err = run(capsys, "rewrite", "--naming", "convention", V)
+    assert (code, err) == (1, f"Rewriting {V}/a1_fk.py\n")
+    data = path.read_bytes()
+    assert b"caf\xe9" in data and b"# d\xe9fait\n" in data
+    fixed = data.decode("latin-1")
+    assert named_by_convention(fixed)
+    assert fixed.replace("op.f('fk_order_invoice_id_invoice')", "None") == LATIN_1
+    assert run(capsys, "rewrite", "--naming", "convention", V) == (0, "", "")
+
+
+def test_a_clean_file_in_its_declared_encoding_is_no_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Skipped by the pre-filter (nothing for any rule): no complaint, exit 0."""
+    put(project / V / "a1_note.py", ("# coding: cp1252\n# caf\xe9\n" + CLEAN).encode("cp1252"))
+    assert run(capsys, "check", V) == (0, "", "")
+    assert run(capsys, "rewrite", V) == (0, "", "")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        pytest.param(CLEAN.encode("utf-16"), "is UTF-16 (it starts with its byte order mark): "
+                     "Python reads source code in UTF-8, or in the encoding a coding line "
+                     "declares", id="utf-16"),
+        pytest.param(b"\xef\xbb\xbf# coding: latin-1\n" + CLEAN.encode(),
+                     "starts with a UTF-8 byte order mark but its coding line declares another "
+                     "encoding", id="bom-and-latin-1"),
+        pytest.param(b"# coding: klingon\n" + CLEAN.encode(),
+                     "its coding line declares an unknown encoding: klingon", id="unknown"),
+        pytest.param(b"# coding: utf-16\n" + CLEAN.encode(),
+                     "its coding line declares utf-16, which is not ASCII-compatible",
+                     id="utf-16-declared"),
+        pytest.param(b"# coding: rot13\n" + CLEAN.encode(),
+                     "its coding line declares rot13, which is not a text encoding", id="rot13"),
+        pytest.param(b"# coding: cp1252\n#\x81\n" + CLEAN.encode(),
+                     "not valid cp1252, the encoding its coding line declares (byte 0x81 at "
+                     "offset 18)", id="cp1252-undefined-byte"),
+        # (in a comment, CPython lets such a byte pass when UTF-8 is declared: not in code)
+        pytest.param(b"\xef\xbb\xbfx = '\xff'\n" + CLEAN.encode(),
+                     "not valid UTF-8 (byte 0xff at offset 8)", id="bom-then-not-utf-8"),
+        pytest.param(b"# coding: utf-8\n\nx = '\xff'\n" + CLEAN.encode(),
+                     f"not valid UTF-8 (byte 0xff at offset 22){NO_CODING}", id="utf-8-declared"),
+    ],
+)
+def test_a_file_python_cannot_read_is_reported_whichever_path_it_takes(
+    project: Path, capsys: pytest.CaptureFixture[str], data: bytes, reason: str
+) -> None:
+    """Found in a folder or named, looking like a revision or not (in UTF-16 `revision =`
+    does not show in the bytes), for the pre-filter or not: named with the reason, exit 2,
+    untouched, the other files processed."""
+    path = put(project / V / "a1_odd.py", data)
+    put(project / V / "b2_fk.py", FK)
+    for command in (["check"], ["rewrite", "--diff"], ["rewrite"]):
+        for where in (V, f"{V}/a1_odd.py"):
+            code, _, err = run(capsys, *command, "--naming", "convention", where)
+            assert code == 2, (command, where)
+            assert err.splitlines()[0] == f"{V}/a1_odd.py: error: {reason}", (command, where)
+    assert path.read_bytes() == data
+    assert named_by_convention((project / V / "b2_fk.py").read_text())
+    assert python_refuses(path)
+
+
+def python_refuses(path: Path) -> bool:
+    """What these tests claim: Python itself does not read the file."""
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, check=False)
+    return done.returncode != 0 and b"SyntaxError" in done.stderr
+
+
+def test_a_fix_the_file_s_encoding_cannot_hold_is_an_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backfill brings in a character latin-1 has not: the file is left as it was."""
+    source = "# coding: latin-1\n" + revision(
+        "    op.add_column('order', sa.Column('status', sa.String(), nullable=False))",
+        "    op.drop_column('order', 'status')",
+    )
+    path = put(project / V / "a1_status.py", source.encode("latin-1"))
+    code, out, err = run(capsys, "rewrite", "--backfill", "order.status='\u20ac'", V)
+    assert (code, out) == (2, "")
+    assert err == (f"{V}/a1_status.py: error: the fixed code has '\u20ac', which latin-1 "
+                   "cannot hold: file left as it was\n")
+    assert path.read_bytes() == source.encode("latin-1")
+
+
 def test_not_utf8_is_reported_with_the_byte_and_offset(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -266,7 +384,7 @@ def test_not_utf8_is_reported_with_the_byte_and_offset(
     path = put(project / V / "a1_latin1.py", data)
     code, out, err = run(capsys, "check", V)
     assert (code, out) == (2, "")
-    assert err == f"{V}/a1_latin1.py: error: not valid UTF-8 (byte 0xe9 at offset 5)\n"
+    assert err == f"{V}/a1_latin1.py: error: not valid UTF-8 (byte 0xe9 at offset 5){NO_CODING}\n"
     assert path.read_bytes() == data
 
 
@@ -342,6 +460,43 @@ def test_unwritable_folder_reports_cannot_write(project: Path) -> None:
     assert named_by_convention((project / "other" / "c3_fk.py").read_text())
 
 
+def test_read_only_file_is_not_rewritten(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """chmod 444 says "do not change": the atomic rename would replace the file anyway (it
+    needs only the folder's write bit), so rewrite refuses it, even as root, and goes on with
+    the others. --check and --diff write nothing: for them it is a file like any other."""
+    read_only = put(project / V / "a1_fk.py", FK, mode=0o444)
+    other = put(project / V / "b2_fk.py", FK.replace("a1b2c3d4e5f6", "b2"))
+    code, out, err = run(capsys, "rewrite", "--naming", "convention", V)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"{V}/a1_fk.py: error: cannot write: read-only file (mode 444)",
+        f"Rewriting {V}/b2_fk.py",
+    ]
+    assert read_only.read_text() == FK and stat.S_IMODE(read_only.stat().st_mode) == 0o444
+    assert named_by_convention(other.read_text())
+    code, _, err = run(capsys, "rewrite", "--naming", "convention", "--check", V)
+    assert (code, err) == (1, f"Would rewrite {V}/a1_fk.py\n")
+    code, out, _ = run(capsys, "rewrite", "--naming", "convention", "--diff", V)
+    assert code == 1 and out.startswith(f"--- {V}/a1_fk.py\n")
+    assert read_only.read_text() == FK
+
+
+def test_file_of_another_user_is_not_rewritten(project: Path) -> None:
+    """A file the process may not write (mode 644, owned by someone else), in a folder it may
+    write: the rename would replace it; rewrite says it cannot write it instead."""
+    path = put(project / V / "a1_fk.py", FK, mode=0o644)
+    if os.geteuid() == 0:
+        os.chown(path, 65534, 65534)  # nobody
+    else:  # pragma: no cover - the file must belong to another user
+        pytest.skip("needs root to give a file away")
+    done = run_unprivileged("rewrite", "--naming", "convention", V, cwd=project)
+    assert done.stderr.decode() == f"{V}/a1_fk.py: error: cannot write: Permission denied\n"
+    assert done.returncode == 2
+    assert path.read_text() == FK and path.stat().st_uid == 65534
+
+
 # --- atomic writes ---------------------------------------------------------------------------
 
 
@@ -375,8 +530,8 @@ def test_write_atomic_failure_leaves_no_temporary_file(tmp_path: Path) -> None:
 def test_decode_keeps_crlf_and_bom() -> None:
     data = b"\xef\xbb\xbfrevision = 'a'\r\n"
     decoded = decode(data)
-    assert decoded.text == "revision = 'a'\r\n" and decoded.bom
-    assert encode(decoded.text, decoded.bom) == data
+    assert decoded.text == "revision = 'a'\r\n" and decoded.encoding == "utf-8-sig"
+    assert encode(decoded.text, decoded.encoding) == data
 
 
 # --- fixing for real (needs the core) ---------------------------------------------------------
@@ -433,6 +588,12 @@ def test_diff_prints_and_writes_nothing(project: Path, capsys: pytest.CaptureFix
     assert "-    op.create_foreign_key(None, 'order', 'invoice', ['invoice_id'], ['id'])\n" in out
     assert len(CONVENTION_NAME.findall(out)) == 2
     assert path.read_text() == FK
+    # exit 1 for a diff, as README says; 0 when there is none, or when asked
+    code, again, _ = run(capsys, "rewrite", "--naming", "convention", "--diff",
+                         "--exit-zero-even-if-changed", V)
+    assert (code, again) == (0, out)
+    put(project / V / "a1_fk.py", CLEAN)
+    assert run(capsys, "rewrite", "--naming", "convention", "--diff", V) == (0, "", "")
 
 
 def test_check_flag_writes_nothing_and_exits_1(
@@ -477,8 +638,8 @@ def test_check_github_reports_unprocessable_files_as_errors(
     code, out, err = run(capsys, "check", "--format", "github", V)
     assert code == 2
     assert out == (f"::error file={V}/a1_latin1.py,title=migrafix::"
-                   "not valid UTF-8 (byte 0xff at offset 1)\n")
-    assert err == f"{V}/a1_latin1.py: error: not valid UTF-8 (byte 0xff at offset 1)\n"
+                   f"not valid UTF-8 (byte 0xff at offset 1){NO_CODING}\n")
+    assert err == f"{V}/a1_latin1.py: error: not valid UTF-8 (byte 0xff at offset 1){NO_CODING}\n"
 
 
 # --- standard input --------------------------------------------------------------------------
@@ -495,7 +656,7 @@ def test_stdin_bad_input_is_echoed_unchanged_exit_2(project: Path) -> None:
     data = b"\xff" + CLEAN.encode()
     done = run_process("rewrite", "-", cwd=project, stdin=data)
     assert (done.returncode, done.stdout) == (2, data)
-    assert done.stderr == b"-: error: not valid UTF-8 (byte 0xff at offset 0)\n"
+    assert done.stderr == f"-: error: not valid UTF-8 (byte 0xff at offset 0){NO_CODING}\n".encode()
 
 
 def test_stdin_is_fixed_to_stdout(project: Path) -> None:
@@ -535,6 +696,53 @@ def test_a_run_that_skips_every_file_imports_no_sqlalchemy(project: Path) -> Non
                           text=True, check=False)
     last = done.stdout.splitlines()[-1]
     assert last.startswith("1 [") and "'sqlalchemy'" in last
+
+
+def run_into_closed_pipe(
+    *args: str, cwd: Path, stdin: bytes | None = None, stderr_too: bool = False
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI with its stdout (and, if asked, stderr) a pipe whose reader is gone before
+    the first byte is written: what `migrafix ... | head` comes to once head has its lines."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "migrafix.cli", *args], cwd=cwd, input=stdin, stdout=write,
+            stderr=write if stderr_too else subprocess.PIPE, check=False,
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rules"],
+        ["explain", "not-null-add"],
+        ["check", "--naming", "convention", V],
+        ["check", "--naming", "convention", "--format", "json", V],
+        ["check", "--naming", "convention", "--format", "github", V],
+        ["rewrite", "--naming", "convention", "--diff", V],
+        ["rewrite", "--naming", "convention", "-"],
+    ],
+    ids=lambda args: " ".join(args).replace(V, "DIR"),
+)
+def test_a_closed_stdout_ends_the_run_quietly(project: Path, args: list[str]) -> None:
+    """No BrokenPipeError traceback: exit 141 (128 + SIGPIPE, as a shell reports `yes` in
+    `yes | head`), nothing on stderr."""
+    put(project / V / "a1_fk.py", FK)
+    done = run_into_closed_pipe(*args, cwd=project, stdin=FK.encode())
+    assert (done.returncode, done.stderr) == (141, b"")
+    assert (project / V / "a1_fk.py").read_text() == FK
+
+
+def test_a_closed_stderr_ends_the_run_quietly(project: Path) -> None:
+    """`migrafix rewrite DIR 2>&1 | head`: "Rewriting FILE" goes to a closed pipe."""
+    put(project / V / "a1_fk.py", FK)
+    done = run_into_closed_pipe("rewrite", "--naming", "convention", V, cwd=project,
+                                stderr_too=True)
+    assert done.returncode == 141
+    assert named_by_convention((project / V / "a1_fk.py").read_text())  # written before
 
 
 def test_process_exit_codes_and_messages(project: Path) -> None:
@@ -636,14 +844,33 @@ def test_command_line_ignore_replaces_pyproject_ignore(
     assert code == 1 and "unnamed-constraint" in out
 
 
-def test_broken_pyproject_is_an_error_for_its_files(
-    project: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "content", ["[tool.migrafix\n", '[tool.migrafix]\nignor = ["unnamed-constraint"]\n'],
+    ids=["not-toml", "misspelled"],
+)
+def test_broken_pyproject_is_one_line_and_other_projects_still_run(
+    project: Path, capsys: pytest.CaptureFixture[str], content: str
 ) -> None:
-    put(project / "pyproject.toml", "[tool.migrafix\n")
-    put(project / V / "a1_note.py", CLEAN)
-    code, _, err = run(capsys, "check", V)
+    """Said once, as a bad flag is, not once for each of its files; exit 2; the files of
+    another pyproject.toml are checked."""
+    pyproject = put(project / "pyproject.toml", content)
+    with pytest.raises(SettingsError) as info:  # what the settings say of it (test_settings.py)
+        Project({}).resolve(project / V / "a0_fk.py")
+    complaint = str(info.value)
+    assert complaint.startswith(str(pyproject))
+    for i in range(3):
+        put(project / V / f"a{i}_fk.py", FK)
+    put(project / "other" / "pyproject.toml", "")
+    put(project / "other" / "versions" / "b1_fk.py", FK)
+    code, out, err = run(capsys, "check", "--naming", "convention", V, "other")
     assert code == 2
-    assert err.startswith(f"{V}/a1_note.py: error: {project / 'pyproject.toml'}: not valid TOML")
+    assert err.splitlines() == [f"migrafix: error: {complaint}",
+                                "Found 2 findings in 1 file; 2 fixable by `migrafix rewrite`, "
+                                "0 to fix by hand."]
+    assert {line.split(":")[0] for line in out.splitlines()} == {"other/versions/b1_fk.py"}
+    code, out, _ = run(capsys, "check", "--naming", "convention", "--format", "github", V)
+    assert code == 2
+    assert out == f"::error title=migrafix::{complaint}\n"
 
 
 def test_settings_come_from_the_nearest_pyproject(project: Path) -> None:
@@ -675,7 +902,7 @@ def test_rename_and_backfill_flags_reach_the_core(
                      "--backfill", "order.status='placed'", V)
     assert code == 1
     assert "alter_column" in rename.read_text() and "full_name" in rename.read_text()
-    assert "UPDATE" in backfill.read_text() and "placed" in backfill.read_text()
+    assert "server_default=sa.text(\"'placed'\")" in backfill.read_text()
 
 
 # --- dialect ---------------------------------------------------------------------------------
@@ -712,13 +939,14 @@ def test_unknown_dialect_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str
 
 
 def test_dialect_reaches_the_core(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The backfill's UPDATE quotes the table `order` as the dialect does."""
+    """The backfill's UPDATE quotes the table `order` as the dialect does (a TEXT column: MySQL
+    takes no DEFAULT on it, so a constant is an UPDATE there too)."""
     body = revision(
-        "    op.add_column('order', sa.Column('status', sa.String(), nullable=False))",
+        "    op.add_column('order', sa.Column('status', sa.Text(), nullable=False))",
         "    op.drop_column('order', 'status')",
     )
     path = put(project / V / "a1_status.py", body)
-    backfill = "order.status='placed'"
+    backfill = "order.status=upper('placed')"
     code, out, _ = run(capsys, "rewrite", "--diff", "--dialect", "mysql", "--backfill", backfill, V)
     assert code == 1 and "UPDATE `order`" in out
     put(project / "alembic.ini", "[alembic]\nsqlalchemy.url = postgresql+psycopg://h/db\n")
@@ -808,8 +1036,61 @@ def test_github_format_escapes() -> None:
 def test_json_format() -> None:
     assert json.loads(json_findings([("a.py", FINDING)])) == [{
         "file": "a.py", "line": 12, "column": 5, "rule": "unnamed-constraint",
-        "message": "create_foreign_key has no name", "fixable": True,
+        "message": "create_foreign_key has no name", "fixable": True, "fixable_with": None,
     }]
+
+
+NOT_NULL_AND_LOOK_ALIKE = revision(
+    "    op.add_column('order', sa.Column('status', sa.String(), nullable=False))\n"
+    "    op.drop_column('customer', 'name')\n"
+    "    op.add_column('customer', sa.Column('full_name', sa.String(), nullable=True))",
+    "    op.add_column('customer', sa.Column('name', sa.String(), nullable=True))\n"
+    "    op.drop_column('customer', 'full_name')\n"
+    "    op.drop_column('order', 'status')",
+)
+
+
+def test_a_finding_an_option_fixes_says_so_in_every_format(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """"rerun with --backfill" is a fix migrafix makes, not one by hand: the marker names the
+    option, and rewrite given it does fix the finding."""
+    path = put(project / V / "a1_status.py", NOT_NULL_AND_LOOK_ALIKE)
+    code, out, err = run(capsys, "check", "--naming", "convention", V)
+    assert code == 1
+    assert [line.rsplit(" [", 1)[1] for line in out.splitlines()] == [
+        "fixable with --backfill]", "fixable with --rename]"]
+    assert "or rerun with --backfill order.status=<SQL>)" in out
+    assert err == ("Found 2 findings in 1 file; 0 fixable by `migrafix rewrite`, 2 given "
+                   "--backfill or --rename, 0 to fix by hand.\n")
+    code, out, _ = run(capsys, "check", "--naming", "convention", "--format", "json", V)
+    assert [(f["fixable"], f["fixable_with"]) for f in json.loads(out)] == [
+        (False, "--backfill"), (False, "--rename")]
+    code, out, _ = run(capsys, "check", "--naming", "convention", "--format", "github", V)
+    assert out.splitlines()[0].endswith(" [fixable with --backfill]")
+    code, out, err = run(capsys, "check", "--naming", "convention", "--backfill",
+                         "order.status='placed'", "--rename", "customer.name:full_name", V)
+    assert code == 1 and out.count("[fixable]") == out.count("\n") == 3  # + the downgrade's
+    assert err.endswith("3 fixable by `migrafix rewrite`, 0 to fix by hand.\n")
+    assert path.read_text() == NOT_NULL_AND_LOOK_ALIKE
+
+
+def test_create_table_under_database_naming_gives_the_database_s_reason(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No convention is involved under --naming database: the message says what is true."""
+    put(project / V / "a1_table.py", revision(
+        "    op.create_table('line', sa.Column('id', sa.Integer()),\n"
+        "                    sa.Column('order_id', sa.Integer()),\n"
+        "                    sa.ForeignKeyConstraint(['order_id'], ['order.id']))",
+        "    op.drop_table('line')",
+    ))
+    code, out, _ = run(capsys, "check", "--naming", "database", "--dialect", "mysql", V)
+    assert code == 1
+    assert out.splitlines()[0].split(": ", 1)[1] == (
+        "unnamed-constraint upgrade: create_table line: unnamed constraints, and MySQL numbers "
+        "unnamed foreign keys and checks by creation order (<table>_ibfk_<n>): the name cannot "
+        "be known from the file: name them by hand [fix by hand]")
 
 
 def test_unified_diff_keeps_line_endings_and_marks_missing_newline() -> None:

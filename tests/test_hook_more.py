@@ -85,7 +85,8 @@ def test_concurrent_always_splits_drops_before_and_creates_after(
 
 @pytest.mark.postgres
 def test_backfill_from_sql_expression(tmp_path: Path, pg_url: str) -> None:
-    """info={"backfill": sa.text(...)} is SQL, written as is into the UPDATE."""
+    """info={"backfill": sa.text(...)} is SQL, written as is into the UPDATEs. It reads a
+    column, so it is no DEFAULT: on PostgreSQL it fills in batches, in a revision of its own."""
     project = AlembicProject(tmp_path, pg_url)
     v1 = HEADER + 'item = sa.Table("item", metadata, sa.Column("id", sa.Integer, ' \
         'primary_key=True, autoincrement=False))\n'
@@ -95,9 +96,11 @@ def test_backfill_from_sql_expression(tmp_path: Path, pg_url: str) -> None:
     project.execute("INSERT INTO item (id) VALUES (1), (2)")
     project.write_models(v1.replace("autoincrement=False)", "autoincrement=False), sa.Column("
         '"slug", sa.String(20), nullable=False, info={"backfill": sa.text("\'item-\' || id")})'))
-    [path] = project.revision("v2")
+    [path, _] = project.revision("v2")
+    assert path.name == "0002_post_v2_backfill_item_slug.py"
     assert "op.execute(\"UPDATE item SET slug='item-' || id WHERE item.slug IS NULL\")" \
         in path.read_text()
+    assert "SET slug='item-' || id WHERE id > :after AND id <= :upto" in path.read_text()
     project.alembic("upgrade", "head")
     assert project.rows("SELECT id, slug FROM item ORDER BY id") == [(1, "item-1"), (2, "item-2")]
     assert project.diffs() == []

@@ -21,17 +21,15 @@ customer = sa.Table(
     sa.Column("name", sa.String(100)),
 )
 """
-# A NOT NULL column with its backfill: migrafix splits it into add / UPDATE / set NOT NULL.
+# A NOT NULL column with a constant backfill: migrafix adds it with that server default (which
+# stays on SQLite outside batch mode: SQLite alters a column only by copying the table).
 WITH_AGE = CUSTOMER_V1.replace(
     'sa.String(100)),',
     'sa.String(100)),\n    sa.Column("age", sa.Integer, nullable=False, info={"backfill": 0}),',
 )
 SPLIT_AGE = [
-    "op.add_column('customer', sa.Column('age', sa.Integer(), nullable=True))",
-    "op.execute('UPDATE customer SET age=0 WHERE customer.age IS NULL')",
-    "op.alter_column('customer', 'age',",
-    "existing_type=sa.Integer(),",
-    "nullable=False)",
+    "op.add_column('customer', sa.Column('age', sa.Integer(), server_default=sa.text('0'), "
+    "nullable=False))",
 ]
 RENAMED = CUSTOMER_V1.replace('"name"', '"full_name"')
 QUESTION = "Was customer.name renamed to customer.full_name (VARCHAR(100))? [y/N] "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from migrafix.codemod.api import FileFinding
@@ -19,6 +21,7 @@ from migrafix.codemod.report import (
     text_finding,
 )
 from migrafix.codemod.runner import Job, Outcome, ProjectSpec, run
+from migrafix.codemod.split_parts import orphaned_parts
 from migrafix.settings import SettingsError
 
 __all__ = ["main"]
@@ -123,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check", parents=[common], help="report what rewrite would fix, and what it cannot",
         description="Report findings, one per line: FILE:LINE:COL: RULE MESSAGE, then "
-        "[fixable] (`migrafix rewrite` fixes it) or [fix by hand]. Writes nothing. Exit "
+        "[fixable] (`migrafix rewrite` fixes it), [fixable with --OPTION] (it does, given "
+        "that option: the message says with what) or [fix by hand]. Writes nothing. Exit "
         "status: 0 no findings, 1 findings, 2 a file could not be processed.",
     )
     check.add_argument(
@@ -133,7 +137,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a program SIGPIPE ended (128 + 13), as `yes | head` ends `yes`.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a flush at exit would fail outside it
+    except BrokenPipeError:
+        # The reader went away (`migrafix explain RULE | head`, or of stderr): stop without a
+        # word, as well-behaved tools do. Python flushes both once more at exit, which must
+        # not fail in turn: whatever is left goes nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
 
@@ -189,16 +213,52 @@ def _run(args: argparse.Namespace) -> int:
         data = sys.stdin.buffer.read() if candidate.path is None else None
         jobs.append(Job(candidate, write=write, diff=diff, data=data, fix=rewriting))
     cache = None if args.no_cache else ResultCache()
-    outcomes = run(jobs, spec, args.jobs, cache=cache)
+    revisions = 0
+
+    def counted(outcomes: Iterable[Outcome]) -> Iterator[Outcome]:
+        nonlocal revisions
+        for outcome in outcomes:
+            revisions += outcome.status != "skipped"
+            yield outcome
+
+    outcomes = counted(run(jobs, spec, args.jobs, cache=cache))
     if rewriting:
-        return _report_rewrite(args, outcomes)
-    return _report_check(args, outcomes)
+        code = _report_rewrite(args, outcomes)
+    else:
+        code = _report_check(args, outcomes, [job.candidate.path for job in jobs
+                                              if job.candidate.path is not None])
+    if not revisions:
+        # Said, as ruff and black say it, so that a wrong path is not taken for a clean tree;
+        # not an error (exit 0, as theirs): a pre-commit run may pass only an __init__.py.
+        why = ("no .py file" if not jobs else
+               f"{len(jobs)} {'file' if len(jobs) == 1 else 'files'}, none with a module-level "
+               "`revision = ...` and a `def upgrade`")
+        print(f"migrafix: warning: no revision files in {' '.join(args.paths)} ({why})",
+              file=sys.stderr)
+    return code
 
 
-def _error(outcome: Outcome, github: bool = False) -> None:
-    print(f"{outcome.name}: error: {outcome.error}", file=sys.stderr)
-    if github:
-        print(github_error(outcome.name, outcome.error or ""))
+class _Errors:
+    """Prints each file's error; an error in the settings (a broken pyproject.toml), which
+    every file they govern shares, once, as the command line's own errors are printed."""
+
+    def __init__(self, github: bool = False) -> None:
+        self.github = github
+        self.seen: set[str] = set()
+        self.any = False
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.any = True
+        reason = outcome.error or ""
+        if not outcome.in_settings:
+            print(f"{outcome.name}: error: {reason}", file=sys.stderr)
+            if self.github:
+                print(github_error(outcome.name, reason))
+        elif reason not in self.seen:
+            self.seen.add(reason)
+            print(f"migrafix: error: {reason}", file=sys.stderr)
+            if self.github:
+                print(github_error(None, reason))
 
 
 def _warnings(outcome: Outcome) -> None:
@@ -213,12 +273,12 @@ def _print_bytes(data: bytes) -> None:
 
 
 def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
-    errors = changed = False
+    error = _Errors()
+    changed = False
     for outcome in outcomes:
         _warnings(outcome)
         if outcome.status == "error":
-            errors = True
-            _error(outcome)
+            error(outcome)
         elif outcome.status == "changed":
             changed = True
             if args.diff:
@@ -229,33 +289,39 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
                 print(f"Rewriting {outcome.name}", file=sys.stderr)
         if outcome.output is not None:
             _print_bytes(outcome.output)
-    if errors:
+    if error.any:
         return 2
     return int(changed and not args.exit_zero_even_if_changed)
 
 
-def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
-    errors = False
+def _report_check(
+    args: argparse.Namespace, outcomes: Iterable[Outcome], paths: Sequence[Path]
+) -> int:
     found: list[tuple[str, FileFinding]] = []
     files = 0
     github = args.format == "github"
+    error = _Errors(github)
+    reports = []
     for outcome in outcomes:
         _warnings(outcome)
         if outcome.status == "error":
-            errors = True
-            _error(outcome, github)
-        files += bool(outcome.findings)
-        for finding in outcome.findings:
-            found.append((outcome.name, finding))
+            error(outcome)
+        reports.append((outcome.name, outcome.findings))
+    # The history across files: a split-off revision whose main revision is gone.
+    reports += [(str(path), (finding,)) for path, finding in orphaned_parts(paths)]
+    for name, findings in reports:
+        files += bool(findings)
+        for finding in findings:
+            found.append((name, finding))
             if args.format == "text":
-                print(text_finding(outcome.name, finding))
+                print(text_finding(name, finding))
             elif github:
-                print(github_finding(outcome.name, finding))
+                print(github_finding(name, finding))
     if args.format == "json":
         print(json_findings(found))
     elif args.format == "text" and found:
         print(summary([f for _, f in found], files), file=sys.stderr)
-    if errors:
+    if error.any:
         return 2
     return int(bool(found))
 

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError
 from sqlalchemy import MetaData
 
 import migrafix.ops  # noqa: F401  (registers the renderers of migrafix's ops)
 from migrafix.autogen.split import split_revision
 from migrafix.engine import fix_revision
 from migrafix.rules import RuleContext
+from migrafix.rules.base import log
 from migrafix.rules.drop_add_rename import ask_at_terminal
 from migrafix.settings import (
     Settings,
+    SettingsError,
     find_pyproject,
     load_pyproject,
     x_arguments_to_raw,
@@ -31,13 +35,20 @@ ProcessRevisionDirectives = Callable[
 ]
 
 
+class _SettingsCommandError(SettingsError, CommandError):
+    """A bad setting where Alembic runs the hook. Alembic's CLI prints a ``CommandError`` as
+    its own errors, ``FAILED: <message>``, where any other exception ends in a traceback."""
+
+
 class Hook:
     """A ``process_revision_directives`` callable. Settings, lowest first: ``[tool.migrafix]``
-    of the pyproject.toml nearest alembic.ini, ``hook(...)`` arguments, ``-x`` arguments."""
+    of the pyproject.toml nearest alembic.ini, ``hook(...)`` arguments, ``-x`` arguments.
+    A bad setting raises ``SettingsError`` (which is also Alembic's ``CommandError``)."""
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         self.code_settings = dict(settings or {})
-        Settings().merged(self.code_settings, "migrafix.hook()")  # fail at import, not later
+        with _as_command_error():
+            Settings().merged(self.code_settings, "migrafix.hook()")  # fail at import, not later
 
     def __call__(
         self,
@@ -64,9 +75,20 @@ class Hook:
             ):
                 fix_revision(upgrade, downgrade, rule_context)
         if split:
-            directives[:] = [part for script in directives for part in split_revision(script)]
+            parts = [split_revision(script) for script in directives]
+            for script_parts in parts:
+                if len(script_parts) > 1:
+                    ids = ", ".join(str(part.rev_id) for part in script_parts)
+                    log.info("this revision is written as %s (autocommit work in revisions of "
+                             "its own): `alembic downgrade %s-1` undoes them all; to regenerate "
+                             "it, delete all of them", ids, script_parts[0].rev_id)
+            directives[:] = [part for script_parts in parts for part in script_parts]
 
     def settings_for(self, context: MigrationContext) -> Settings:
+        with _as_command_error():
+            return self._settings_for(context)
+
+    def _settings_for(self, context: MigrationContext) -> Settings:
         settings = Settings()
         config = context.config
         ini = getattr(config, "config_file_name", None) if config is not None else None
@@ -97,6 +119,14 @@ def chain(*hooks: ProcessRevisionDirectives) -> ProcessRevisionDirectives:
             each(context, revision, directives)
 
     return run_all
+
+
+@contextlib.contextmanager
+def _as_command_error() -> Iterator[None]:
+    try:
+        yield
+    except SettingsError as exc:
+        raise _SettingsCommandError(str(exc)) from None
 
 
 def _is_check_command(context: MigrationContext) -> bool:

@@ -33,6 +33,9 @@ class FileFinding:
     column: int  # 1-based
     message: str
     fixable: bool  # whether `migrafix rewrite` fixes it (and did, in FileResult.source)
+    # Not fixable as run, but fixable given this option ("--backfill", "--rename"): the
+    # finding's message says with what value.
+    fixable_with: str | None = None
 
 
 @dataclass(frozen=True)

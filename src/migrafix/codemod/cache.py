@@ -85,8 +85,9 @@ class ResultCache:
     def get(self, key: str) -> Entry | None:
         try:
             raw = json.loads(self._path(key).read_bytes())
-            findings = tuple(FileFinding(str(r), int(li), int(c), str(m), bool(f))
-                             for r, li, c, m, f in raw["findings"])
+            findings = tuple(FileFinding(str(r), int(li), int(c), str(m), bool(f),
+                                         None if w is None else str(w))
+                             for r, li, c, m, f, w in raw["findings"])
             source = raw["source"]
             if source is not None and not isinstance(source, str):
                 return None

@@ -1,20 +1,25 @@
 """Revision files on disk: finding them, reading them exactly, writing them atomically.
 
-A file's bytes are the truth: it is read as bytes and decoded as UTF-8 without newline
-translation, so ``\\r\\n`` reaches the codemod and comes back; a UTF-8 byte order mark is kept
-aside and put back. A write goes to a temporary file in the same folder, gets the original's
+A file's bytes are the truth: it is read as bytes and decoded as Python decodes it (a UTF-8
+byte order mark, a PEP 263 coding line, else UTF-8) without newline translation, so ``\\r\\n``
+reaches the codemod and comes back, and a fixed file is written in its own encoding, byte order
+mark included. A write goes to a temporary file in the same folder, gets the original's
 permission bits, and replaces the original in one ``os.replace``: a reader sees the old file or
-the new one, never half of one.
+the new one, never half of one. A file that may not be written is not replaced.
 """
 
 from __future__ import annotations
 
 import ast
+import codecs
 import contextlib
+import errno
+import io
 import os
 import re
 import stat
 import tempfile
+import tokenize
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +32,9 @@ __all__ = [
     "STDIN",
     "Candidate",
     "Decoded",
+    "NotDecodable",
     "decode",
-    "describe_decode_error",
+    "describe_encode_error",
     "describe_os_error",
     "describe_parse_error",
     "discover",
@@ -41,6 +47,8 @@ __all__ = [
 STDIN = "-"
 
 _BOM = b"\xef\xbb\xbf"
+_UTF8 = frozenset({"utf-8", "utf-8-sig"})
+_PYTHON_READS = ": Python reads source code in UTF-8, or in the encoding a coding line declares"
 # Module level (column 0): `revision = "..."` or `revision: str = "..."`, and `def upgrade`.
 _REVISION = re.compile(rb"^revision[ \t]*(?::[^=\r\n]*)?=(?!=)", re.MULTILINE)
 _UPGRADE = re.compile(rb"^def[ \t]+upgrade\b", re.MULTILINE)
@@ -117,24 +125,99 @@ def read_bytes(path: Path) -> bytes:
 @dataclass(frozen=True)
 class Decoded:
     text: str
-    bom: bool
+    # The codec Python reads the file with (``tokenize.detect_encoding``): "utf-8",
+    # "utf-8-sig" (a byte order mark, put back by encoding with it), or the coding line's.
+    encoding: str = "utf-8"
+
+    @property
+    def utf8(self) -> bytes | None:
+        """The text as UTF-8, what the byte scans (``looks_like_revision``, the pre-filter)
+        read; None when the file's own bytes are that already."""
+        return None if self.encoding in _UTF8 else self.text.encode("utf-8")
+
+
+class NotDecodable(ValueError):
+    """A file Python would refuse to read: the message says why."""
 
 
 def decode(data: bytes) -> Decoded:
-    """UTF-8, newlines untouched. Raises ``UnicodeDecodeError``."""
-    if data.startswith(_BOM):
-        return Decoded(data[len(_BOM) :].decode("utf-8"), bom=True)
-    return Decoded(data.decode("utf-8"), bom=False)
+    """The text Python reads from ``data`` (PEP 263: a UTF-8 byte order mark, a coding line,
+    else UTF-8), newlines untouched. Raises ``NotDecodable``."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise NotDecodable(f"is UTF-32 (it starts with its byte order mark){_PYTHON_READS}")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise NotDecodable(f"is UTF-16 (it starts with its byte order mark){_PYTHON_READS}")
+    cookie_lines: Sequence[bytes] = ()
+    second_end = data.find(b"\n", data.find(b"\n") + 1)
+    if b"coding" not in (data if second_end < 0 else data[:second_end]):
+        encoding = "utf-8-sig" if data.startswith(_BOM) else "utf-8"
+    else:  # a coding line is in the first two lines, or there is a word like it
+        try:
+            encoding, cookie_lines = tokenize.detect_encoding(io.BytesIO(data).readline)
+        except SyntaxError as exc:
+            raise NotDecodable(_cookie_error(data, exc)) from None
+        if codecs.lookup(encoding).name == "utf-8":  # "utf8" too: tokenize keeps that name
+            encoding = "utf-8"
+    if encoding in _UTF8:
+        # tokenize leaves "utf-8-sig" to strip the mark; its offsets count from after it
+        start = len(_BOM) if encoding == "utf-8-sig" else 0
+        try:
+            return Decoded(data[start:].decode("utf-8"), encoding)
+        except UnicodeDecodeError as exc:
+            raise NotDecodable(_utf8_error(exc, start)) from None
+    declared = f"{encoding}, the encoding its coding line declares"
+    try:
+        # The coding line must read the same in the encoding it declares (Python refuses
+        # UTF-16 and the like); the byte scans rely on it too.
+        cookie = b"".join(cookie_lines)
+        if cookie.decode(encoding, errors="replace") != cookie.decode("utf-8"):
+            raise NotDecodable(f"its coding line declares {encoding}, which is not "
+                               "ASCII-compatible")
+        return Decoded(data.decode(encoding), encoding)
+    except UnicodeDecodeError as exc:
+        raise NotDecodable(_byte_error(declared, exc, 0)) from None
+    except LookupError:  # a codec of bytes, not text: rot13, base64
+        raise NotDecodable(f"its coding line declares {encoding}, which is not a text "
+                           "encoding") from None
 
 
-def encode(text: str, bom: bool) -> bytes:
-    data = text.encode("utf-8")
-    return _BOM + data if bom else data
+def encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``text`` in the file's encoding. Raises ``UnicodeEncodeError`` when it cannot hold a
+    character (a fix may bring one in)."""
+    return text.encode(encoding)
 
 
-def describe_decode_error(exc: UnicodeDecodeError) -> str:
+def describe_encode_error(exc: UnicodeEncodeError) -> str:
+    character = exc.object[exc.start : exc.start + 1]
+    return f"the fixed code has {character!r}, which {exc.encoding} cannot hold"
+
+
+def _byte_error(what: str, exc: UnicodeDecodeError, start: int) -> str:
     byte = exc.object[exc.start : exc.start + 1]
-    return f"not valid UTF-8 (byte 0x{byte.hex()} at offset {exc.start})"
+    return f"not valid {what} (byte 0x{byte.hex()} at offset {start + exc.start})"
+
+
+def _utf8_error(exc: UnicodeDecodeError, start: int) -> str:
+    if start:  # a byte order mark: UTF-8 it must be
+        return _byte_error("UTF-8", exc, start)
+    return f"{_byte_error('UTF-8', exc, start)}, and no coding line declares another encoding"
+
+
+def _cookie_error(data: bytes, exc: SyntaxError) -> str:
+    """tokenize's complaint, said of the file: its messages are worded for a parser."""
+    message = str(exc.msg)
+    if message.startswith("invalid or missing encoding declaration"):
+        # A first or second line that is not UTF-8 and declares nothing: say where.
+        start = len(_BOM) if data.startswith(_BOM) else 0
+        try:
+            data[start:].decode("utf-8")
+        except UnicodeDecodeError as decode_error:
+            return _utf8_error(decode_error, start)
+    if message.startswith("encoding problem"):  # a byte order mark and another coding line
+        return "starts with a UTF-8 byte order mark but its coding line declares another encoding"
+    if message.startswith("unknown encoding"):
+        return f"its coding line declares an {message}"
+    return f"cannot be read as Python source: {message}"
 
 
 def describe_parse_error(text: str, filename: str, exc: cst.ParserSyntaxError) -> str:
@@ -160,10 +243,19 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path``'s content with ``data``, keeping its permission bits (and owner, where
     allowed). A symlink is followed: its target is replaced, the link stays a link.
 
-    On failure the original is untouched and no temporary file is left behind.
+    A file this process may not write is refused with ``PermissionError``, although the
+    rename would replace it (it needs only the folder's write permission): one with no write
+    bit at all (read-only on purpose: refused even to root), or one the process lacks the
+    permission to write. On failure the original is untouched and no temporary file is left
+    behind.
     """
     target = Path(os.path.realpath(path))
     original = target.stat()
+    mode = stat.S_IMODE(original.st_mode)
+    if not mode & 0o222:
+        raise PermissionError(errno.EACCES, f"read-only file (mode {mode:o})", str(path))
+    if not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     descriptor, temporary = tempfile.mkstemp(
         dir=target.parent, prefix=".migrafix-", suffix=".tmp"
     )
@@ -172,7 +264,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(temporary, stat.S_IMODE(original.st_mode))
+        os.chmod(temporary, mode)
         if hasattr(os, "chown"):
             written = os.stat(temporary)
             if (written.st_uid, written.st_gid) != (original.st_uid, original.st_gid):

@@ -276,7 +276,10 @@ def _located(finding: Finding, read: ReadRevision, positions: StatementPositions
     message = f"{finding.direction}: {finding.message}"
     if finding.hint:
         message += f" ({finding.hint})"
-    return FileFinding(finding.rule, line, column, message, finding.fixed)
+    fixable_with = None
+    if finding.fixable_with is not None and not finding.fixed:
+        fixable_with = f"--{finding.fixable_with}"
+    return FileFinding(finding.rule, line, column, message, finding.fixed, fixable_with)
 
 
 def _statement_for(op: ops.MigrateOperation, read: ReadRevision) -> cst.BaseStatement | None:

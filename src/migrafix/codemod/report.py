@@ -20,17 +20,23 @@ __all__ = [
     "unified_diff",
 ]
 
-# The suffix of a finding: whether `migrafix rewrite` fixes it.
+# The suffix of a finding: whether `migrafix rewrite` fixes it, as run or given an option.
 FIXABLE = "[fixable]"
+FIXABLE_WITH = "[fixable with {option}]"
 NOT_FIXABLE = "[fix by hand]"
 
 
 def _marker(finding: FileFinding) -> str:
-    return FIXABLE if finding.fixable else NOT_FIXABLE
+    if finding.fixable:
+        return FIXABLE
+    if finding.fixable_with:
+        return FIXABLE_WITH.format(option=finding.fixable_with)
+    return NOT_FIXABLE
 
 
 def text_finding(name: str, finding: FileFinding) -> str:
-    """``FILE:LINE:COL: rule-name message [fixable]`` (or ``[fix by hand]``)."""
+    """``FILE:LINE:COL: rule-name message [fixable]`` (or ``[fixable with --OPTION]``, or
+    ``[fix by hand]``)."""
     return (
         f"{name}:{finding.line}:{finding.column}: {finding.rule} {finding.message} "
         f"{_marker(finding)}"
@@ -39,11 +45,14 @@ def text_finding(name: str, finding: FileFinding) -> str:
 
 def summary(findings: Sequence[FileFinding], files: int) -> str:
     fixable = sum(1 for f in findings if f.fixable)
+    options = sorted({f.fixable_with for f in findings if not f.fixable and f.fixable_with})
+    with_option = sum(1 for f in findings if not f.fixable and f.fixable_with)
     noun = "finding" if len(findings) == 1 else "findings"
     where = "1 file" if files == 1 else f"{files} files"
+    more = f" {with_option} given {' or '.join(options)}," if with_option else ""
     return (
-        f"Found {len(findings)} {noun} in {where}; {fixable} fixable by `migrafix rewrite`, "
-        f"{len(findings) - fixable} to fix by hand."
+        f"Found {len(findings)} {noun} in {where}; {fixable} fixable by `migrafix rewrite`,"
+        f"{more} {len(findings) - fixable - with_option} to fix by hand."
     )
 
 
@@ -64,8 +73,10 @@ def github_finding(name: str, finding: FileFinding) -> str:
     )
 
 
-def github_error(name: str, reason: str) -> str:
-    return f"::error file={_escape_property(name)},title=migrafix::{_escape_data(reason)}"
+def github_error(name: str | None, reason: str) -> str:
+    """An error annotation on a file, or (``None``) on the run."""
+    where = f"file={_escape_property(name)}," if name is not None else ""
+    return f"::error {where}title=migrafix::{_escape_data(reason)}"
 
 
 def json_findings(findings: Iterable[tuple[str, FileFinding]]) -> str:
@@ -79,6 +90,7 @@ def json_findings(findings: Iterable[tuple[str, FileFinding]]) -> str:
                 "rule": finding.rule,
                 "message": finding.message,
                 "fixable": finding.fixable,
+                "fixable_with": finding.fixable_with,
             }
             for name, finding in findings
         ],

@@ -26,8 +26,9 @@ from migrafix.codemod.api import FileFinding, Naming, Options
 from migrafix.codemod.cache import Entry, ResultCache
 from migrafix.codemod.files import (
     Candidate,
+    NotDecodable,
     decode,
-    describe_decode_error,
+    describe_encode_error,
     describe_os_error,
     describe_parse_error,
     encode,
@@ -78,6 +79,9 @@ class Outcome:
     diff: str | None = None
     output: bytes | None = None  # for standard input: what to print on standard output
     warnings: tuple[str, ...] = ()
+    # The error is the settings' (a pyproject.toml, the models it names), not the file's:
+    # every file they govern has it, and it is said once.
+    in_settings: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,11 +113,11 @@ class _Pending:
 
 
 def fix_file(work: _Work) -> _Fixed:
-    """Fix one file's bytes (known to be UTF-8). Runs in worker processes."""
+    """Fix one file's bytes (known to decode). Runs in worker processes."""
     decoded = decode(work.data)
     if (
         work.prefilter
-        and not may_have_findings(work.data, work.options)
+        and not may_have_findings(decoded.utf8 or work.data, work.options)
         and compiles(decoded.text, work.name)
     ):
         return _Fixed(Entry((), None))
@@ -133,8 +137,12 @@ def fix_file(work: _Work) -> _Fixed:
     except Exception as exc:
         details = "".join(traceback.format_exception(exc)).rstrip()
         return _Fixed(None, f"internal error, file left as it was; please report:\n{details}")
-    if encode(result.source, decoded.bom) == work.data:
-        return _Fixed(Entry(result.findings, None))
+    try:
+        if encode(result.source, decoded.encoding) == work.data:
+            return _Fixed(Entry(result.findings, None))
+    except UnicodeEncodeError as exc:
+        return _Fixed(None, f"{describe_encode_error(exc)}: file left as it was",
+                      result.findings)
     try:
         compile(result.source, work.name, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
@@ -169,16 +177,18 @@ def _prepare(
         return Outcome(name, "error", f"cannot read: {describe_os_error(exc)}")
     assert data is not None
     echo = data if stdin and job.write else None  # a pipe never loses the text
-    if candidate.path is not None and not looks_like_revision(data):
-        return Outcome(name, "skipped")
+    # Decoded before anything else looks at it: a file Python cannot read is said to be so,
+    # whether or not it looks like a revision (in UTF-16, even `revision =` does not show).
     try:
-        decode(data)
-    except UnicodeDecodeError as exc:
-        return Outcome(name, "error", describe_decode_error(exc), output=echo)
+        decoded = decode(data)
+    except NotDecodable as exc:
+        return Outcome(name, "error", str(exc), output=echo)
+    if candidate.path is not None and not looks_like_revision(decoded.utf8 or data):
+        return Outcome(name, "skipped")
     try:
         resolved = project.resolve(candidate.path)
     except SettingsError as exc:
-        return Outcome(name, "error", str(exc), output=echo)
+        return Outcome(name, "error", str(exc), output=echo, in_settings=True)
     work = _Work(name, data, resolved.options, prefilter, job.fix)
     key = cache.key(data, resolved.options) if cache is not None else None
     pending = _Pending(job, work, resolved.warnings, key)
@@ -207,7 +217,7 @@ def _finish(pending: _Pending, fixed: _Fixed, cache: ResultCache | None) -> Outc
     if entry.source is None:
         return Outcome(name, "unchanged", output=echo, **more)
     decoded = decode(data)
-    result = encode(entry.source, decoded.bom)
+    result = encode(entry.source, decoded.encoding)  # fix_file has seen that it encodes
     diff = unified_diff(name, decoded.text, entry.source) if job.diff else None
     if job.write and job.candidate.path is not None:
         try:

@@ -54,6 +54,9 @@ class Finding:
     message: str
     fixed: bool
     hint: str | None = None
+    # The setting that, given, has migrafix fix it on the next run ("backfill", "rename"):
+    # not a fix by hand.
+    fixable_with: str | None = None
     # The op the finding is about, as it was before the rule touched it: the codemod maps it
     # back to its statement in the file.
     op: ops.MigrateOperation | None = field(default=None, compare=False, repr=False)

@@ -10,13 +10,19 @@ from migrafix.ops import AutocommitBlockOp
 from migrafix.revision import Revision, Tree, derived, in_part
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 
-__all__ = ["AUTOCOMMIT_COMMENT", "ConcurrentIndex"]
+__all__ = ["BUILD_COMMENT", "DROP_COMMENT", "ConcurrentIndex"]
 
-AUTOCOMMIT_COMMENT = (
-    "migrafix: PostgreSQL cannot create or drop an index CONCURRENTLY inside a transaction. "
-    "autocommit_block() first COMMITs every statement before it in this migration run: if a "
-    "statement in the block fails, those stay applied while alembic_version is not updated. "
-    "After a failed build, drop the INVALID index it leaves, fix the cause, and upgrade again.",
+# What a reviewer needs above the block, in the fewest words: why it is there, and what to do
+# when a build fails (the rule's page has the rest).
+BUILD_COMMENT = (
+    "migrafix: CONCURRENTLY runs outside a transaction. If a build fails, drop the INVALID "
+    "index it leaves, fix the cause, and upgrade again.",
+)
+DROP_COMMENT = ("migrafix: CONCURRENTLY runs outside a transaction.",)
+# Where the block shares its revision with other ops (no split: the codemod, or the setting).
+SHARED_COMMENT = (
+    "autocommit_block() commits what ran before it: should the block fail, that stays applied "
+    "while alembic_version is not updated.",
 )
 
 
@@ -77,13 +83,14 @@ class ConcurrentIndex(Rule):
         tree.replace_all(moved)
         tree.top[:] = [op for op in tree.top
                        if not (isinstance(op, ops.ModifyTableOps) and not op.ops)]
+        shared = SHARED_COMMENT if tree.top and not context.separate_revisions else ()
         if drops:
             tree.top.insert(0, in_part(AutocommitBlockOp(
-                drops, AUTOCOMMIT_COMMENT, purpose="drop indexes concurrently"),
+                drops, DROP_COMMENT, purpose="drop indexes concurrently"),
                 tree.part_before_main()))
         if creates:
             tree.top.append(in_part(AutocommitBlockOp(
-                creates, AUTOCOMMIT_COMMENT, purpose="create indexes concurrently"),
+                creates, BUILD_COMMENT + shared, purpose="create indexes concurrently"),
                 tree.part_after_main()))
 
 
@@ -113,21 +120,14 @@ ConcurrentIndex.examples = (
             op.add_column('event', sa.Column('kind', sa.String(length=20), nullable=True))
 
             # revision rev_post
-            # migrafix: PostgreSQL cannot create or drop an index CONCURRENTLY inside a transaction.
-            # autocommit_block() first COMMITs every statement before it in this migration run: if a
-            # statement in the block fails, those stay applied while alembic_version is not updated.
-            # After a failed build, drop the INVALID index it leaves, fix the cause, and upgrade
-            # again.
+            # migrafix: CONCURRENTLY runs outside a transaction. If a build fails, drop the INVALID
+            # index it leaves, fix the cause, and upgrade again.
             with op.get_context().autocommit_block():
                 op.create_index('ix_event_kind', 'event', ['kind'], unique=False, postgresql_concurrently=True)
         """,
         fixed_downgrade=r"""
             # revision rev_post
-            # migrafix: PostgreSQL cannot create or drop an index CONCURRENTLY inside a transaction.
-            # autocommit_block() first COMMITs every statement before it in this migration run: if a
-            # statement in the block fails, those stay applied while alembic_version is not updated.
-            # After a failed build, drop the INVALID index it leaves, fix the cause, and upgrade
-            # again.
+            # migrafix: CONCURRENTLY runs outside a transaction.
             with op.get_context().autocommit_block():
                 op.drop_index('ix_event_kind', table_name='event', postgresql_concurrently=True)
 

@@ -189,7 +189,7 @@ class DropAddRename(Rule):
         replace_in(group.ops, add, [comment, add])
         context.report(Finding(self.name, tree.direction, table,
             f"{old} dropped and {new} added with the same type: a rename?", fixed=False,
-            hint=f"rerun with {hint} if it is", op=add))
+            hint=f"rerun with {hint} if it is", fixable_with="rename", op=add))
 
     # --- tables ---------------------------------------------------------------------------
 

@@ -235,7 +235,8 @@ class NotNullAdd(Rule):
             context.report(Finding(self.name, tree.direction, table,
                 f"{name} is set NOT NULL with nothing filling it since it was added nullable"
                 f"{why}: the set NOT NULL fails on a table with rows", fixed=False,
-                hint=f"fill it with an UPDATE between them, or rerun with {x_hint}", op=alter))
+                hint=f"fill it with an UPDATE between them, or rerun with {x_hint}",
+                fixable_with="backfill", op=alter))
             return None
         context.report(Finding(self.name, tree.direction, table,
             f"{name} backfilled before it is set NOT NULL", fixed=True, op=alter))
@@ -257,7 +258,8 @@ class NotNullAdd(Rule):
             f"{name} is added NOT NULL with "
             + (f"a backfill that has no SQL form ({unwritable})" if unwritable
                else "no known backfill")
-            + ": the set NOT NULL fails on a table with rows", fixed=False, hint=hint, op=add))
+            + ": the set NOT NULL fails on a table with rows", fixed=False, hint=hint,
+            fixable_with="backfill", op=add))
         return CommentOp([
             f"TODO(migrafix): fill {table}.{name} before it becomes NOT NULL, e.g.",
             f"op.execute({placeholder!r})",

@@ -473,8 +473,9 @@ def _named_table(
                 names.append(name)
             else:
                 of_columns += 1
-    if not names:
-        return op, f"create_table {op.table_name}: constraints the convention cannot name"
+    if not names:  # the reason is the naming's own: under database naming it is no convention
+        reason = getattr(naming, "reason", "") or "the naming convention cannot name them"
+        return op, f"create_table {op.table_name}: unnamed constraints, and {reason}: name them by hand"
     new_op = derived(op, ops.CreateTableOp.from_table(table))
     message = f"create_table {op.table_name}: named {', '.join(sorted(names))}"
     if of_columns:
