@@ -221,6 +221,21 @@ class AlembicProject:
         self.alembic(*args, *(["--autogenerate"] if autogenerate else []))
         return sorted(set(self.versions.glob("*.py")) - before)
 
+    def hand_written(
+        self, message: str, upgrade: str, downgrade: str, *, rev_id: str | None = None
+    ) -> Path:
+        """A revision written by hand: Alembic's empty one, its ``upgrade()`` and
+        ``downgrade()`` bodies replaced by ``upgrade`` and ``downgrade`` (lines indented by
+        4 spaces, each ending in a newline)."""
+        [path] = self.revision(message, autogenerate=False, rev_id=rev_id)
+        text = path.read_text()
+        for function, body in (("upgrade", upgrade), ("downgrade", downgrade)):
+            empty = re.search(rf'def {function}\(\) -> None:\n    """.*"""\n(    pass\n)', text)
+            assert empty, f"no empty {function}() in:\n{text}"
+            text = text[: empty.start(1)] + body + text[empty.end(1) :]
+        path.write_text(text)
+        return path
+
     def execute(self, sql: str, params: Params = None) -> None:
         """Execute SQL on the project's database and commit."""
         with self.engine.begin() as conn:

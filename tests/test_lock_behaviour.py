@@ -1,0 +1,187 @@
+"""A NOT NULL column added to a populated, busy PostgreSQL table never holds a lock that stops
+the application's writes while the table is scanned, rewritten or filled; proven without a
+clock, from what the migration ran (tests/lock_trace.py records it through the real
+``alembic upgrade``): which statement ran in which transaction, the locks that transaction
+held, and what PostgreSQL said it did (``client_min_messages = debug1``). The same checks
+catch migrafix 0.1.0's form, which filled and scanned the table under its lock."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import lock_trace
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from harness import AlembicProject
+
+pytestmark = pytest.mark.postgres
+
+ROWS = 230  # several batches, the last one short
+BATCH = 50
+
+V1 = """\
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+order = sa.Table(
+    "order", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("price", sa.Numeric(10, 2), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+)
+"""
+CONSTANT = V1.replace(
+    "nullable=False),\n)",
+    'nullable=False),\n    sa.Column("status", sa.String(20), nullable=False,'
+    ' info={"backfill": "placed"}),\n)')
+COMPUTED = V1.replace(
+    "nullable=False),\n)",
+    'nullable=False),\n    sa.Column("total", sa.Numeric(12, 2), nullable=False),\n)')
+COMPUTED_X = ("backfill=order.total=price * quantity", f"migrafix.backfill_batch_size={BATCH}")
+
+SEED = ('INSERT INTO "order" (id, price, quantity) '
+        "SELECT g, g % 100 + 0.5, g % 7 + 1 FROM generate_series(1, :rows) AS g")
+ORIGINAL = 'SELECT id, price, quantity FROM "order" ORDER BY id'
+
+COMPUTED_DOWNGRADE = "    op.drop_column('order', 'total')\n"
+# What migrafix 0.1.0 wrote, in the migration's one transaction (as Alembic renders it).
+BEFORE_UPGRADE = """\
+    op.add_column('order', sa.Column('total', sa.Numeric(precision=12, scale=2), nullable=True))
+    op.execute('UPDATE "order" SET total=price * quantity WHERE "order".total IS NULL')
+    op.alter_column('order', 'total',
+               existing_type=sa.Numeric(precision=12, scale=2),
+               nullable=False)
+"""
+
+
+def populated(tmp_path: Path, url: str) -> AlembicProject:
+    """A project at revision 0001 (models V1), ROWS rows in "order", the recorder installed."""
+    project = AlembicProject(tmp_path, url)
+    lock_trace.install(project)
+    project.write_models(V1)
+    project.revision("v1")
+    project.alembic("upgrade", "head")
+    project.execute(SEED, {"rows": ROWS})
+    return project
+
+
+def diffs(project: AlembicProject) -> list[Any]:
+    """Autogenerate's diff, comparing server defaults too: a default left behind shows."""
+    with project.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True})
+        return list(compare_metadata(context, project.metadata()))
+
+
+def round_trip(project: AlembicProject, original: list[tuple[Any, ...]], filled: str) -> None:
+    """After the first upgrade, and after a downgrade and a second upgrade: the rows read
+    before the first (``original``) are there, each has the new column filled (``filled``
+    counts them), the schema is the model's; the second upgrade keeps off the rows too."""
+
+    def as_the_model_says() -> None:
+        assert project.rows(ORIGINAL) == original
+        assert project.rows(filled) == [(ROWS,)]
+        assert diffs(project) == []
+
+    as_the_model_says()
+    project.alembic("downgrade", "0001")
+    assert project.rows(ORIGINAL) == original
+    trace = lock_trace.upgrade(project)
+    assert trace.blocking_work("order") == [], trace
+    as_the_model_says()
+
+
+def test_constant_backfill_takes_no_scan_and_no_update(tmp_path: Path, pg_url: str) -> None:
+    project = populated(tmp_path, pg_url)
+    original = project.rows(ORIGINAL)
+    project.write_models(CONSTANT)
+    assert [f.name for f in project.revision("v2")] == ["0002_v2.py"]
+
+    trace = lock_trace.upgrade(project)
+
+    assert trace.blocking_work("order") == [], trace
+    [add] = trace.matching(r'^ALTER TABLE "order" ADD COLUMN status .* NOT NULL')
+    # It ran under ACCESS EXCLUSIVE (the probe sees it), and did nothing to the rows there:
+    # no statement of the migration touched them, PostgreSQL scanned and rewrote nothing.
+    assert "AccessExclusiveLock" in trace.transaction_of(add).modes("order")
+    assert [s for s in trace.statements if s.touches_rows("order")] == []
+    assert [s for s in trace.statements if s.scans("order")] == []
+    round_trip(project, original, 'SELECT count(*) FROM "order" WHERE status = \'placed\'')
+
+
+def test_computed_backfill_in_batches_outside_the_lock(tmp_path: Path, pg_url: str) -> None:
+    project = populated(tmp_path, pg_url)
+    original = project.rows(ORIGINAL)
+    project.write_models(COMPUTED)
+    files = project.revision("v2", x=COMPUTED_X)
+    assert [f.name for f in files] == ["0002_post_v2_backfill_order_total.py", "0002_v2.py"]
+
+    trace = lock_trace.upgrade(project)
+
+    assert trace.blocking_work("order") == [], trace
+    updates = [s for s in trace.statements if s.writes_rows("order")]
+    for update in updates:  # each a transaction of its own, of at most a batch of rows
+        assert trace.transaction_of(update).statements == (update,), trace
+        assert update.rowcount is not None and update.rowcount <= BATCH, update
+    batches = [u.rowcount for u in updates if u.rowcount]
+    assert len(batches) == -(-ROWS // BATCH) and sum(batches) == ROWS, trace
+    [validate] = trace.matching(r"VALIDATE CONSTRAINT ck_order_total_not_null")
+    assert trace.transaction_of(validate).statements == (validate,)
+    assert validate.scans("order") == ["verifying order"]  # the scan, under no write lock
+    [set_not_null] = trace.matching(r'^ALTER TABLE "order" ALTER COLUMN total SET NOT NULL')
+    assert set_not_null.said('existing constraints on column "order.total" are sufficient to '
+                             "prove that it does not contain nulls"), set_not_null.notices
+    assert set_not_null.scans("order") == []
+    round_trip(project, original, 'SELECT count(*) FROM "order" WHERE total = price * quantity')
+
+
+def test_the_trace_sees_the_0_1_0_form_hold_the_table(tmp_path: Path, pg_url: str) -> None:
+    """The proof can fail: migrafix 0.1.0's add / UPDATE / SET NOT NULL in one transaction
+    fills and scans the table under the ADD COLUMN's ACCESS EXCLUSIVE lock."""
+    project = populated(tmp_path, pg_url)
+    project.write_models(COMPUTED)
+    project.hand_written("v2", BEFORE_UPGRADE, COMPUTED_DOWNGRADE)
+
+    trace = lock_trace.upgrade(project)
+
+    found = trace.blocking_work("order")
+    assert len(found) == 2, trace
+    assert re.search(r'UPDATE "order" SET total=price \* quantity .*\[rows of order\] under '
+                     r"AccessExclusiveLock", found[0]), found
+    assert re.search(r"SET NOT NULL \[verifying order\] under AccessExclusiveLock", found[1])
+
+
+@pytest.mark.parametrize(("statement", "mode"), [
+    ('SELECT * FROM "order" WHERE id = 1', "AccessShareLock"),
+    ('UPDATE "order" SET quantity = quantity WHERE id = 1', "RowExclusiveLock"),
+    ('ALTER TABLE "order" VALIDATE CONSTRAINT ck_order_positive', "ShareUpdateExclusiveLock"),
+    ('ALTER TABLE "order" ADD CONSTRAINT ck_order_price CHECK (price > 0) NOT VALID',
+     "AccessExclusiveLock"),
+    ('ALTER TABLE "order" ALTER COLUMN quantity SET NOT NULL', "AccessExclusiveLock"),
+])
+def test_documented_locks_are_what_postgresql_takes(
+    statement: str, mode: str, tmp_path: Path, pg_url: str
+) -> None:
+    """Statements run in autocommit are judged by the lock PostgreSQL documents for them: here
+    each, run in a transaction, holds exactly that lock on the table (no more)."""
+    engine = sa.create_engine(pg_url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(V1_DDL))
+    path = tmp_path / "trace.jsonl"
+    lock_trace.record(engine, path)
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement))
+    [run] = lock_trace.read(path).matching(re.escape(statement))
+    assert lock_trace.documented_lock(statement) == mode
+    assert {lock.mode for lock in run.locks if lock.relation == "order"} == {mode}
+
+
+V1_DDL = """
+CREATE TABLE "order" (id integer PRIMARY KEY, price numeric(10, 2) NOT NULL,
+                      quantity integer NOT NULL);
+ALTER TABLE "order" ADD CONSTRAINT ck_order_positive CHECK (quantity > 0) NOT VALID;
+"""
