@@ -47,7 +47,8 @@ class NotNullAdd(Rule):
         "autocommit block; then, on PostgreSQL, `CHECK (col IS NOT NULL) NOT VALID`, a last "
         "UPDATE for rows written meanwhile, `VALIDATE CONSTRAINT` (reads and writes go on), "
         "`SET NOT NULL` (PostgreSQL 12+ skips its scan given the validated check), and the "
-        "check dropped. Every step can be rerun: after a failure the database is at `<rev>`, "
+        "check dropped (a `VACUUM (ANALYZE)` after the batches keeps an autovacuum they would set "
+        "off from holding up those ALTERs). Every step can be rerun: after a failure the database is at `<rev>`, "
         "and `alembic upgrade head` picks up where it stopped.\n"
         "- **Otherwise** (SQLite; the codemod, which cannot split a file; a table without a "
         "single integer primary key): add nullable, `UPDATE ... WHERE col IS NULL`, set NOT "
@@ -556,6 +557,7 @@ NotNullAdd.examples = (
                     bind.execute(sa.text('UPDATE line SET total=price * quantity WHERE id > :after AND id <= :upto AND total IS NULL'), {'after': after, 'upto': upto})
                     after = upto
 
+                op.execute('VACUUM (ANALYZE) line')
                 op.execute('ALTER TABLE line DROP CONSTRAINT IF EXISTS ck_line_total_not_null')
                 op.create_check_constraint('ck_line_total_not_null', 'line', 'total IS NOT NULL', postgresql_not_valid=True)
                 try:
