@@ -453,7 +453,10 @@ class UnnamedConstraint(Rule):
     fix_safety = (
         "Safe for a revision that has not run anywhere yet, which is what autogenerate "
         "produces. A revision that already ran created its constraints under the database's "
-        "own names (PostgreSQL `order_invoice_id_fkey`): do not rename those after the fact."
+        "own names (PostgreSQL `order_invoice_id_fkey`, MySQL `order_ibfk_1`): do not rename "
+        "those after the fact. `migrafix rewrite --naming database` leaves such a revision's "
+        "creates as they are and names only its drops, by the database's name (found at run "
+        "time by the constraint's columns where databases differ)."
     )
     options = "`naming_convention = {fk = \"...\", ...}` in `[tool.migrafix]` replaces the default."
 
