@@ -365,3 +365,13 @@ def test_a_name_given_in_a_single_quoted_file_is_single_quoted() -> None:
     op.drop_table('event')""")
     fixed = fix_source(source, Options(Settings(), "postgresql", "convention")).source
     assert "sa.PrimaryKeyConstraint('id', name=op.f('pk_event'))" in fixed, fixed
+
+
+def test_two_unnamed_indexes_of_one_table_get_names_of_their_own() -> None:
+    source = revision_file("0002", "0001", upgrade="""\
+    op.create_index(None, 'trial_params', ['trial_id', 'name'])
+    op.create_index(None, 'trial_params', ['trial_id', 'value'])""", downgrade="""\
+    op.drop_table('trial_params')""")
+    fixed = fix_source(source, Options(Settings(), "postgresql", "convention")).source
+    assert "op.create_index(op.f('ix_trial_params_trial_id_name'), 'trial_params'" in fixed
+    assert "op.create_index(op.f('ix_trial_params_trial_id_value'), 'trial_params'" in fixed

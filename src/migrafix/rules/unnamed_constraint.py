@@ -27,11 +27,14 @@ __all__ = [
     "same_item",
 ]
 
+# Every column in the names of what a table may have several of on different columns (an
+# index, a unique, a foreign key), and a hash of a check's SQL (check_stand_in): two of one
+# table never share a name. Names past the dialect's limit are cut as SQLAlchemy cuts them.
 DEFAULT_NAMING_CONVENTION: Mapping[str, str] = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
 
@@ -76,7 +79,9 @@ class NamingConvention:
         cannot name it."""
         name = self._name_from_names(op)
         if name is None:  # a token, or an op, that needs SQLAlchemy's objects
-            return self.name_for(_item_of(op))
+            # Alembic's stub table of a standalone check has one made-up column, "x"
+            table_known = not isinstance(op, ops.CreateCheckConstraintOp)
+            return self.names_for([_item_of(op)], table_known)[0]
         # An empty name leaves the constraint unnamed, as SQLAlchemy leaves it.
         return self.truncated(name, is_index=False) if name else None
 
@@ -85,9 +90,12 @@ class NamingConvention:
         cannot name it (an expression index, a token the item cannot fill)."""
         return self.names_for([item])[0]
 
-    def names_for(self, items: Sequence[sa.Constraint | sa.Index]) -> list[conv | None]:
+    def names_for(
+        self, items: Sequence[sa.Constraint | sa.Index], table_known: bool = True
+    ) -> list[conv | None]:
         """The names of ``items``, all attached to one table of ours, from one conventioned
-        copy of it: copying a table costs more than all the rest of naming."""
+        copy of it: copying a table costs more than all the rest of naming. ``table_known``
+        False: the table is a stub, its columns are not the real table's."""
         if not items:
             return []
         table = items[0].table
@@ -99,7 +107,7 @@ class NamingConvention:
             lent = [c for c in table.constraints
                     if isinstance(c, sa.CheckConstraint) and c.name is None]
             for check in lent:
-                check.name = check_stand_in(check, table)
+                check.name = check_stand_in(check, table if table_known else None)
         try:
             named = table.to_metadata(sa.MetaData(naming_convention=self.convention))
         except Exception:  # a convention token some item cannot fill
@@ -152,7 +160,13 @@ _CreatesItem = ops.AddConstraintOp | ops.CreateIndexOp
 
 def _item_of(op: _CreatesItem) -> sa.Constraint | sa.Index:
     """The constraint or index ``op`` creates, on a stub table Alembic builds for it: ours."""
-    return op.to_index() if isinstance(op, ops.CreateIndexOp) else op.to_constraint()
+    if isinstance(op, ops.CreateIndexOp):
+        index = op.to_index()
+        if op.index_name is None:
+            # Alembic's stub MetaData named it by SQLAlchemy's default convention: ours names it
+            index.name = None
+        return index
+    return op.to_constraint()
 
 
 # The ops named from their names alone, and the keyword arguments Alembic's stub constraint
@@ -405,15 +419,17 @@ def _columns_named_in(check: sa.CheckConstraint, table: sa.Table) -> list[str]:
     return [w for w in dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)) if w in known]
 
 
-def check_stand_in(check: sa.CheckConstraint, table: sa.Table) -> str:
-    """The ``%(constraint_name)s`` of an unnamed CHECK: the table's columns its SQL names, in
-    order (``price > 0`` on product gives ``ck_product_price``), else the first 8 hex digits of
-    the SHA-1 of its whitespace-normalised SQL. Deterministic, so upgrade and downgrade agree."""
-    words = _columns_named_in(check, table)
-    if words:
-        return "_".join(words)
+def check_stand_in(check: sa.CheckConstraint, table: sa.Table | None) -> str:
+    """The ``%(constraint_name)s`` of an unnamed CHECK: the columns its SQL names, in order,
+    then the first 8 hex digits of the SHA-1 of its whitespace-normalised SQL (``price > 0``
+    on product gives ``ck_product_price_<8 hex>``): two checks of one column differ, and the
+    name is the same in upgrade and downgrade. ``table`` None: the check of a standalone op,
+    whose table's columns are not known; every identifier of its SQL that is not SQL's own
+    counts."""
     text = " ".join(str(check.sqltext).split())
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
+    words = _columns_named_in(check, table) if table is not None \
+        else _identifiers_in(text) or []
+    return "_".join([*words, hashlib.sha1(text.encode()).hexdigest()[:8]])
 
 
 def _twin_in(table: sa.Table, original: sa.Constraint | sa.Index) -> Any:
@@ -443,12 +459,12 @@ class UnnamedConstraint(Rule):
         "migrafix names every constraint and index the revision creates or drops without a "
         "name, in upgrade and downgrade alike, with the name SQLAlchemy's naming convention "
         "gives it: the project's `target_metadata.naming_convention` for that kind where it has "
-        "one, else migrafix's default (`ix_%(column_0_label)s`, "
-        "`uq_%(table_name)s_%(column_0_name)s`, `ck_%(table_name)s_%(constraint_name)s`, "
-        "`fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s`, `pk_%(table_name)s`). "
-        "An unnamed CHECK's `%(constraint_name)s` is the columns its SQL names, or a hash of "
-        "its SQL. Names longer than the dialect allows are truncated as SQLAlchemy truncates "
-        "them."
+        "one, else migrafix's default (`ix_%(table_name)s_%(column_0_N_name)s`, "
+        "`uq_%(table_name)s_%(column_0_N_name)s`, `ck_%(table_name)s_%(constraint_name)s`, "
+        "`fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s`, `pk_%(table_name)s`): "
+        "every column is in the name, so two of one table never share one. An unnamed CHECK's "
+        "`%(constraint_name)s` is the columns its SQL names and a hash of its SQL. Names longer "
+        "than the dialect allows are truncated as SQLAlchemy truncates them."
     )
     fix_safety = (
         "Safe for a revision that has not run anywhere yet, which is what autogenerate "
@@ -679,7 +695,7 @@ UnnamedConstraint.examples = (
             sa.Column('id', sa.Integer(), nullable=False),
             sa.Column('sku', sa.String(length=20), nullable=True),
             sa.Column('price', sa.Numeric(precision=10, scale=2), nullable=True),
-            sa.CheckConstraint('price > 0', name=op.f('ck_product_price')),
+            sa.CheckConstraint('price > 0', name=op.f('ck_product_price_2425a422')),
             sa.PrimaryKeyConstraint('id', name=op.f('pk_product')),
             sa.UniqueConstraint('sku', name=op.f('uq_product_sku'))
             )
