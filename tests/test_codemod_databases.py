@@ -375,3 +375,14 @@ def test_two_unnamed_indexes_of_one_table_get_names_of_their_own() -> None:
     fixed = fix_source(source, Options(Settings(), "postgresql", "convention")).source
     assert "op.create_index(op.f('ix_trial_params_trial_id_name'), 'trial_params'" in fixed
     assert "op.create_index(op.f('ix_trial_params_trial_id_value'), 'trial_params'" in fixed
+
+
+def test_a_drop_found_by_its_columns_imports_sqlalchemy_where_the_file_does_not() -> None:
+    source = revision_file("0002", "0001", upgrade="""\
+    op.create_foreign_key(None, 'order', 'invoice', ['invoice_id'], ['id'])""", downgrade="""\
+    op.drop_constraint(None, 'order', type_='foreignkey')""").replace(
+        "import sqlalchemy as sa\n", "")
+    fixed = fix_source(source, Options(Settings(), "postgresql", "database")).source
+    assert "import sqlalchemy as sa\n" in fixed
+    assert "sa.inspect(op.get_bind()).get_foreign_keys('order')" in fixed
+    compile(fixed, "0002.py", "exec")
