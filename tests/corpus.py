@@ -105,6 +105,7 @@ PROJECTS: tuple[Project, ...] = (
             {"naming_convention": LANGFLOW_NAMING_CONVENTION}),
     Project("ironic", "39.0.0", "OpenStack, upgrade only"),
     Project("octavia", "19.0.0", "OpenStack, upgrade only"),
+    Project("optuna", "5.0.0", "one history run on SQLite, MySQL and PostgreSQL"),
 )
 PROJECTS_BY_NAME: Mapping[str, Project] = {p.name: p for p in PROJECTS}
 

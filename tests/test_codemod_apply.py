@@ -33,7 +33,8 @@ def applicable() -> list[object]:
 def test_rewritten_revision_applies_with_rows(
     case: Path, scenario: Scenario, dialect: str, request: pytest.FixtureRequest
 ) -> None:
-    url = request.getfixturevalue("pg_url" if dialect == "postgresql" else "sqlite_url")
+    url = request.getfixturevalue(
+        {"postgresql": "pg_url", "mysql": "mysql_url"}.get(dialect, "sqlite_url"))
     project = AlembicProject(request.getfixturevalue("tmp_path"), url, hook=None)
     project.write_models(scenario.v1)
     project.revision("v1")
@@ -51,7 +52,7 @@ def test_rewritten_revision_applies_with_rows(
         return
     for _ in range(2):
         project.alembic("upgrade", "head")
-        assert project.rows(scenario.query_after) == scenario.expected_after
+        assert project.rows(quoted(scenario.query_after, dialect)) == scenario.expected_after
         assert project.diffs() == []
         project.alembic("downgrade", "0001")
-        assert project.rows(scenario.query_before) == scenario.expected_before
+        assert project.rows(quoted(scenario.query_before, dialect)) == scenario.expected_before

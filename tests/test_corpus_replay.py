@@ -1,13 +1,21 @@
-"""arize-phoenix's whole Alembic history, replayed on PostgreSQL before and after
-`migrafix rewrite`: upgrade head, downgrade base, upgrade head; every step must succeed, and the
-schemas (pg_dump --schema-only, and the inspector) must be identical.
+"""Real released histories, built from their original files and from the files `migrafix
+rewrite` gives, on every database they run on: the two schemas must be the same, names
+included, and the rewritten downgrade must take a database the original built back to base.
 
-Phoenix's env.py imports phoenix (its config, engines, models) for one thing Alembic uses at
-run time: `target_metadata = Base.metadata`, whose naming convention names every constraint a
-revision leaves unnamed. Its revision files import nothing of phoenix. So the history runs here
-with a minimal env.py holding that convention (corpus.PHOENIX_NAMING_CONVENTION, copied from
-phoenix/db/models.py) and phoenix's own transaction settings (`transactional_ddl`,
-`transaction_per_migration`, one outer transaction): no install of phoenix, no import of it.
+- arize-phoenix (PostgreSQL and SQLite): its env.py imports phoenix (its config, engines,
+  models) for one thing Alembic uses at run time: `target_metadata = Base.metadata`, whose
+  naming convention names every constraint a revision leaves unnamed. Its revision files
+  import nothing of phoenix. So the history runs here with a minimal env.py holding that
+  convention (corpus.PHOENIX_NAMING_CONVENTION, copied from phoenix/db/models.py) and
+  phoenix's own transaction settings (`transactional_ddl`, `transaction_per_migration`, one
+  outer transaction): no install of phoenix, no import of it.
+- optuna (PostgreSQL, MySQL/MariaDB, SQLite): the revisions up to v1.3.0.a, which create all
+  its tables with unnamed constraints, import only SQLAlchemy; the later ones import optuna.
+
+`--naming database` is what `rewrite` does to a released history: it must leave the creates
+as they are (issue 11: it used to write PostgreSQL's names into optuna's create_tables, and a
+build on SQLite or MySQL then differed from every deployed one). `--naming convention` is what
+it does to files that have not run: phoenix's convention gives Alembic's own run-time names.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +37,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-pytestmark = [pytest.mark.corpus, pytest.mark.postgres]
+pytestmark = pytest.mark.corpus
 
-ENV_PY = f'''\
+PHOENIX_ENV = f'''\
 import sqlalchemy as sa
 from alembic import context
 
@@ -50,14 +60,43 @@ with engine.connect() as connection:
 '''
 
 
-def phoenix_history(destination: Path) -> Path:
-    """Phoenix's revision files with the minimal env.py: the script location."""
-    project = corpus.PROJECTS_BY_NAME["arize-phoenix"]
-    versions = corpus.tree(project) / "phoenix" / "db" / "migrations" / "versions"
-    assert len(list(versions.glob("*.py"))) >= 35
-    shutil.copytree(versions, destination / "versions")
-    (destination / "env.py").write_text(ENV_PY)
-    return destination
+# optuna's env.py, less its import of optuna's models (whose MetaData has no convention)
+PLAIN_ENV = '''\
+import sqlalchemy as sa
+from alembic import context
+
+engine = sa.create_engine(context.config.attributes["url"], poolclass=sa.pool.NullPool)
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=sa.MetaData())
+    with context.begin_transaction():
+        context.run_migrations()
+'''
+
+
+@dataclass(frozen=True)
+class History:
+    project: str
+    versions: str  # the folder of its revision files in the wheel
+    env: str
+    head: str  # the last revision that runs without the project installed
+    dialects: tuple[str, ...]
+    convention: Mapping[str, str] = field(default_factory=dict)
+    files: str = "*.py"  # those up to head: Alembic imports every file it finds
+
+    def copy(self, destination: Path) -> Path:
+        """The revision files with the minimal env.py: the script location."""
+        versions = corpus.tree(corpus.PROJECTS_BY_NAME[self.project]) / self.versions
+        (destination / "versions").mkdir(parents=True)
+        for path in versions.glob(self.files):
+            shutil.copy(path, destination / "versions" / path.name)
+        (destination / "env.py").write_text(self.env)
+        return destination
+
+
+PHOENIX = History("arize-phoenix", "phoenix/db/migrations/versions", PHOENIX_ENV, "head",
+                  ("postgresql", "sqlite"), corpus.PHOENIX_NAMING_CONVENTION)
+OPTUNA = History("optuna", "optuna/storages/_rdb/alembic/versions", PLAIN_ENV, "v1.3.0.a",
+                 ("postgresql", "mysql", "sqlite"), files="v[01].*.py")
 
 
 def alembic(script_location: Path, url: str, *args: str) -> None:
@@ -79,14 +118,26 @@ def snapshot(url: str) -> dict[str, Any]:
                 "columns": [(c["name"], str(c["type"]), c["nullable"], c["default"])
                             for c in inspector.get_columns(table)],
                 "pk": inspector.get_pk_constraint(table),
-                "fks": sorted(inspector.get_foreign_keys(table), key=repr),
-                "uniques": sorted(inspector.get_unique_constraints(table), key=repr),
-                "checks": sorted(inspector.get_check_constraints(table), key=repr),
-                "indexes": sorted(inspector.get_indexes(table), key=repr),
+                "fks": _sorted(inspector.get_foreign_keys(table)),
+                "uniques": _sorted(inspector.get_unique_constraints(table)),
+                "checks": _sorted(inspector.get_check_constraints(table)),
+                "indexes": _sorted(inspector.get_indexes(table)),
             }
         return tables
     finally:
         engine.dispose()
+
+
+def _sorted(reflected: list[Any]) -> list[Any]:
+    """``reflected`` comparable: SQL it holds (an index's ``sqlite_where``) as its text."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return str(value) if isinstance(value, sa.sql.ClauseElement) else value
+
+    return sorted((plain(item) for item in reflected), key=repr)
 
 
 def pg_dump_executable() -> str | None:
@@ -117,73 +168,90 @@ def schema_dump(url: str) -> str | None:
                      if not re.match(r"\\(un)?restrict ", line))
 
 
-def replay(script_location: Path, url: str) -> tuple[dict[str, Any], str | None]:
-    """upgrade head, downgrade base, upgrade head; the schema after each upgrade is the same."""
-    alembic(script_location, url, "upgrade", "head")
-    first = snapshot(url), schema_dump(url)
-    alembic(script_location, url, "downgrade", "base")
-    assert set(snapshot(url)) <= {"alembic_version"}, "downgrade base left tables behind"
-    alembic(script_location, url, "upgrade", "head")
-    second = snapshot(url), schema_dump(url)
-    assert second == first, "upgrade -> downgrade -> upgrade does not give the same schema"
-    return first
-
-
-def rewrite(script_location: Path, naming: str) -> str:
-    """`migrafix rewrite` over the history, with phoenix's convention in pyproject.toml."""
-    convention = ", ".join(f'{k} = "{v}"' for k, v in corpus.PHOENIX_NAMING_CONVENTION.items())
+def rewrite(script_location: Path, naming: str, convention: Mapping[str, str]) -> str:
+    """`migrafix rewrite` over the history, with the project's convention in pyproject.toml;
+    its standard error."""
+    tokens = ", ".join(f'{k} = "{v}"' for k, v in convention.items())
     (script_location / "pyproject.toml").write_text(
-        f"[tool.migrafix]\nnaming_convention = {{ {convention} }}\n")
+        f"[tool.migrafix]\nnaming_convention = {{ {tokens} }}\n")
     done = subprocess.run(
         [sys.executable, "-m", "migrafix.cli", "rewrite", "--dialect", "postgresql", "--naming",
          naming, "--no-cache", str(script_location / "versions")],
         capture_output=True, text=True, check=False)
-    assert done.returncode == 1, done.stderr  # files changed, none failed
+    assert done.returncode in (0, 1), done.stderr  # changed or not, none failed
     assert "error" not in done.stderr, done.stderr
     return done.stderr
 
 
-def test_phoenix_history_replays_the_same_once_rewritten(
-    tmp_path: Path, pg_url: str, pg_server_url: sa.URL
+def databases(dialect: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Fresh databases of ``dialect``, one per ``next``."""
+    if dialect == "sqlite":
+        for number in range(2):
+            yield f"sqlite:///{tmp_path / f'{number}.db'}"
+        return
+    from conftest import MYSQL_ENV, _fresh_database
+
+    if dialect == "postgresql":
+        server = request.getfixturevalue("pg_server_url")
+    else:
+        if not os.environ.get(MYSQL_ENV):
+            pytest.skip(f"{MYSQL_ENV} not set")
+        server = make_url(os.environ[MYSQL_ENV]).set(database=None)
+    for _ in range(2):
+        fresh = _fresh_database(server)
+        request.addfinalizer(lambda fresh=fresh: next(fresh, None))  # type: ignore[misc]
+        yield next(fresh)
+
+
+# phoenix by the database on PostgreSQL would be its convention case less the rewritten
+# build (the files come back unchanged): 20 s for nothing more.
+CASES = [
+    pytest.param(history, naming, dialect, id=f"{history.project}-{naming}-{dialect}",
+                 marks=[pytest.mark.postgres] if dialect == "postgresql" else [])
+    for history, naming in ((PHOENIX, "convention"), (PHOENIX, "database"), (OPTUNA, "database"))
+    for dialect in history.dialects
+    if (history.project, naming, dialect) != ("arize-phoenix", "database", "postgresql")
+]
+
+
+@pytest.mark.parametrize(("history", "naming", "dialect"), CASES)
+def test_a_rewritten_history_builds_what_the_original_built(
+    history: History, naming: str, dialect: str, tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """Naming by the project's convention: the names Alembic gave at run time."""
-    from conftest import _fresh_database
+    original = history.copy(tmp_path / "original")
+    rewritten = history.copy(tmp_path / "rewritten")
+    changed = rewrite(rewritten, naming, history.convention).count("Rewriting ")
+    deployed, fresh = databases(dialect, request, tmp_path)
 
-    before = phoenix_history(tmp_path / "before")
-    after = phoenix_history(tmp_path / "after")
-    rewritten = rewrite(after, "convention")
-    assert rewritten.count("Rewriting ") == 3  # the three files with unnamed constraints
+    alembic(original, deployed, "upgrade", history.head)
+    built = snapshot(deployed), schema_dump(deployed) if dialect == "postgresql" else None
+    assert len(built[0]) > 5
+    if changed:
+        alembic(rewritten, fresh, "upgrade", history.head)
+        assert snapshot(fresh) == built[0]
+        if built[1] is not None:
+            assert schema_dump(fresh) == built[1]
+    else:  # the files are the original's, byte for byte: the fresh build is the deployed one
+        for path in (original / "versions").glob("*.py"):
+            assert (rewritten / "versions" / path.name).read_bytes() == path.read_bytes()
 
-    schema_before = replay(before, pg_url)
-    other = _fresh_database(pg_server_url)
-    other_url = next(other)
-    try:
-        schema_after = replay(after, other_url)
-    finally:
-        next(other, None)
-    assert len(schema_before[0]) > 30  # phoenix's tables, and alembic_version
-    assert schema_after[0] == schema_before[0]
-    if schema_before[1] is not None:
-        assert schema_after[1] == schema_before[1]
+    # A database the original history built, downgraded by the rewritten files.
+    alembic(rewritten, deployed, "downgrade", "base")
+    assert set(snapshot(deployed)) <= {"alembic_version"}, "downgrade base left tables behind"
+
+    # Phoenix names its constraints by its convention: three files have unnamed ones, which
+    # the database naming leaves to Alembic, and the convention names as Alembic does.
+    # optuna's create_tables are left to the database.
+    assert changed == {("arize-phoenix", "convention"): 3}.get((history.project, naming), 0)
 
 
-def test_phoenix_history_named_by_the_database_replays_the_same(
-    tmp_path: Path, pg_url: str, pg_server_url: sa.URL
-) -> None:
-    """What `migrafix rewrite` does by default to committed files (--naming auto: database).
-    It used to write PostgreSQL's names where phoenix's convention had named the constraints,
-    and the downgrade died in a later revision (test_corpus_regressions.py::
-    test_database_naming_gives_the_name_the_projects_convention_gave_at_run_time)."""
-    from conftest import _fresh_database
-
-    before = phoenix_history(tmp_path / "before")
-    after = phoenix_history(tmp_path / "after")
-    assert rewrite(after, "database").count("Rewriting ") == 3
-    schema_before = replay(before, pg_url)
-    other = _fresh_database(pg_server_url)
-    other_url = next(other)
-    try:
-        schema_after = replay(after, other_url)
-    finally:
-        next(other, None)
-    assert schema_after[0] == schema_before[0]
+def test_check_calls_nothing_fixable_in_a_released_history() -> None:
+    """optuna's first revision creates 9 tables with unnamed constraints and drops them with
+    the tables: nothing there is broken, and `check --naming database` must say nothing."""
+    versions = corpus.tree(corpus.PROJECTS_BY_NAME["optuna"]) / OPTUNA.versions
+    done = subprocess.run(
+        [sys.executable, "-m", "migrafix.cli", "check", "--naming", "database", "--dialect",
+         "postgresql", "--no-cache", str(versions / "v0.9.0.a.py")],
+        capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout + done.stderr

@@ -162,3 +162,48 @@ def test_mysql_rename_keeps_auto_increment(tmp_path: Path, mysql_url: str) -> No
     project.alembic("downgrade", "0001")
     project.execute("INSERT INTO ticket (title) VALUES ('fourth')")
     assert project.rows("SELECT id FROM ticket WHERE title = 'fourth'") == [(4,)]
+
+
+SIBLINGS = HEADER + """
+ref = sa.Table(
+    "ref", metadata,
+    sa.Column("x", sa.Integer, primary_key=True), sa.Column("y", sa.Integer),
+    sa.Column("z", sa.Integer),
+    sa.UniqueConstraint("x", "y"), sa.UniqueConstraint("x", "z"),
+)
+trial_params = sa.Table(
+    "trial_params", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer), sa.Column("name", sa.String(20)),
+    sa.Column("value", sa.Integer), sa.Column("b", sa.Integer),
+    sa.UniqueConstraint("trial_id", "name"), sa.UniqueConstraint("trial_id", "value"),
+    sa.CheckConstraint("value > 0"), sa.CheckConstraint("value < 1000"),
+    sa.ForeignKeyConstraint(["trial_id", "value"], ["ref.x", "ref.y"]),
+    sa.ForeignKeyConstraint(["trial_id", "b"], ["ref.x", "ref.z"]),
+)
+"""
+
+
+@pytest.mark.postgres
+def test_siblings_of_one_table_get_names_of_their_own(tmp_path: Path, pg_url: str) -> None:
+    """Two uniques, foreign keys or checks of one table that share a first column: named from
+    their first column only, the second of each was a DuplicateObject. (The models' MetaData
+    names their indexes itself; migrafix's `ix` names `op.create_index(None, ...)`, in
+    test_codemod_databases.py.)"""
+    project = AlembicProject(tmp_path, pg_url)
+    project.write_models(SIBLINGS)
+    project.revision("siblings")
+    project.alembic("upgrade", "head")
+    inspector = sa.inspect(project.engine)
+    names = {
+        *(uq["name"] for uq in inspector.get_unique_constraints("trial_params")),
+        *(ix["name"] for ix in inspector.get_indexes("trial_params")),
+        *(fk["name"] for fk in inspector.get_foreign_keys("trial_params")),
+        *(ck["name"] for ck in inspector.get_check_constraints("trial_params")),
+    }
+    assert {"uq_trial_params_trial_id_name", "uq_trial_params_trial_id_value",
+            "fk_trial_params_trial_id_value_ref", "fk_trial_params_trial_id_b_ref"} <= names
+    assert len([name for name in names if name.startswith("ck_trial_params_value_")]) == 2
+    assert project.diffs() == []
+    project.alembic("downgrade", "base")
+    assert sa.inspect(project.engine).get_table_names() == ["alembic_version"]

@@ -280,7 +280,7 @@ def test_a_helper_named_like_an_op_is_not_parsed_for() -> None:
         def downgrade():
             op.drop_table("t")
     ''')
-    options = Options(Settings(), "postgresql", "database")
+    options = Options(Settings(), "postgresql", "convention")
     assert fix_source(source, options).findings == ()
     assert not may_have_findings(source.encode(), options)
     as_op = source.replace("    create_table(", "    op.create_table(")

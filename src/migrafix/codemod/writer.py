@@ -27,7 +27,7 @@ from migrafix.codemod.reader import OpaqueOp, ReadFunction
 from migrafix.engine import HiddenOp
 from migrafix.ops import AutocommitBlockOp, BackfillOp, CommentOp, wrap_comment
 from migrafix.revision import every_op, origin_of
-from migrafix.rules.unnamed_constraint import same_item
+from migrafix.rules.unnamed_constraint import NameLookup, same_item
 
 __all__ = ["FunctionWriter", "Style"]
 
@@ -214,7 +214,21 @@ class FunctionWriter:
             edited = edited.with_changes(leading_lines=[
                 line for line in getattr(edited, "leading_lines", ())
                 if line.comment is None or line.comment.value not in _UNNAMED_WARNING])
+        if any(isinstance(getattr(op, a, None), NameLookup) for a in _NAME_ATTRIBUTES):
+            edited = self._looked_up(edited)
         return edited
+
+    def _looked_up(self, statement: cst.BaseStatement) -> cst.BaseStatement:
+        """A drop whose name is now found at run time: the lookup is written in place of
+        ``None``, and the statement, too long for one line now, black-formatted in the
+        file's quote style; it needs ``sqlalchemy`` under the name the lookup uses."""
+        import black
+
+        self.style.imports.add(f"import sqlalchemy as {self.style.sa_name}")
+        mode = black.Mode(string_normalization=self.style.double_quotes)
+        code = cst.Module(body=[]).code_for_node(statement)
+        formatted = black.format_str(code, mode=mode)
+        return cst.parse_statement(formatted)
 
     def _rendered(
         self, op: ops.MigrateOperation, batch: bool, receiver: str
@@ -408,6 +422,7 @@ def snapshot(container: ops.OpContainer) -> list[object]:
 # --- surgical edits ---------------------------------------------------------------------------
 
 _NAME_KEYWORDS = ("constraint_name", "index_name", "name")
+_NAME_ATTRIBUTES = ("constraint_name", "index_name")
 _UNNAMED_WARNING = frozenset(_UNNAMED_CONSTRAINT_WARNING)
 
 
@@ -425,7 +440,7 @@ def _edit_call(
     if type(op) is not type(origin):
         return None
     if isinstance(op, ops.CreateTableOp):
-        return _name_table_constraints(op, call, receiver, arguments or [], double_quotes)
+        return _name_table_constraints(op, call, receiver, arguments or [], style.double_quotes)
     if isinstance(op, ops.AddColumnOp):
         assert isinstance(origin, ops.AddColumnOp)
         if origin.column.nullable is False and op.column.nullable is True:
@@ -442,13 +457,20 @@ def _edit_call(
         else "constraint_name"
     new_call = call
     if getattr(op, name_attribute, None) != getattr(origin, name_attribute, None):
-        new_call = _set_name_argument(new_call, receiver, getattr(op, name_attribute),
-                                      double_quotes)
+        name = _name_expression(receiver, getattr(op, name_attribute), style)
+        new_call = _set_name_argument(new_call, name)
     added = {k: v for k, v in getattr(op, "kw", {}).items()
              if k not in getattr(origin, "kw", {})}
     for keyword, value in added.items():
         new_call = _append_keyword(new_call, keyword, cst.parse_expression(repr(value)))
     return new_call if new_call is not call else None
+
+
+def _name_expression(receiver: str, name: str | NameLookup, style: Style) -> cst.BaseExpression:
+    """``op.f("name")``, or the run-time lookup of a name the database chose."""
+    if isinstance(name, NameLookup):
+        return cst.parse_expression(name.code(style.op_name, style.sa_name))
+    return _f_call(receiver, name, style.double_quotes)
 
 
 def _f_call(receiver: str, name: str, double_quotes: bool) -> cst.Call:
@@ -457,17 +479,15 @@ def _f_call(receiver: str, name: str, double_quotes: bool) -> cst.Call:
                     args=[cst.Arg(cst.SimpleString(quoted))])
 
 
-def _set_name_argument(
-    call: cst.Call, receiver: str, name: str, double_quotes: bool
-) -> cst.Call:
+def _set_name_argument(call: cst.Call, name: cst.BaseExpression) -> cst.Call:
     args = list(call.args)
     for index, arg in enumerate(args):
         if arg.keyword is not None and arg.keyword.value in _NAME_KEYWORDS:
-            args[index] = arg.with_changes(value=_f_call(receiver, name, double_quotes))
+            args[index] = arg.with_changes(value=name)
             return call.with_changes(args=args)
     for index, arg in enumerate(args):
         if arg.keyword is None:
-            args[index] = arg.with_changes(value=_f_call(receiver, name, double_quotes))
+            args[index] = arg.with_changes(value=name)
             return call.with_changes(args=args)
     return call
 

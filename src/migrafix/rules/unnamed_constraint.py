@@ -6,8 +6,9 @@ import copy
 import functools
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic.operations import ops
@@ -19,16 +20,21 @@ from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 __all__ = [
     "DEFAULT_NAMING_CONVENTION",
     "DatabaseNaming",
+    "NameLookup",
     "NamingConvention",
     "UnnamedConstraint",
+    "pg_check_name",
     "same_item",
 ]
 
+# Every column in the names of what a table may have several of on different columns (an
+# index, a unique, a foreign key), and a hash of a check's SQL (check_stand_in): two of one
+# table never share a name. Names past the dialect's limit are cut as SQLAlchemy cuts them.
 DEFAULT_NAMING_CONVENTION: Mapping[str, str] = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
 
@@ -73,7 +79,9 @@ class NamingConvention:
         cannot name it."""
         name = self._name_from_names(op)
         if name is None:  # a token, or an op, that needs SQLAlchemy's objects
-            return self.name_for(_item_of(op))
+            # Alembic's stub table of a standalone check has one made-up column, "x"
+            table_known = not isinstance(op, ops.CreateCheckConstraintOp)
+            return self.names_for([_item_of(op)], table_known)[0]
         # An empty name leaves the constraint unnamed, as SQLAlchemy leaves it.
         return self.truncated(name, is_index=False) if name else None
 
@@ -82,9 +90,12 @@ class NamingConvention:
         cannot name it (an expression index, a token the item cannot fill)."""
         return self.names_for([item])[0]
 
-    def names_for(self, items: Sequence[sa.Constraint | sa.Index]) -> list[conv | None]:
+    def names_for(
+        self, items: Sequence[sa.Constraint | sa.Index], table_known: bool = True
+    ) -> list[conv | None]:
         """The names of ``items``, all attached to one table of ours, from one conventioned
-        copy of it: copying a table costs more than all the rest of naming."""
+        copy of it: copying a table costs more than all the rest of naming. ``table_known``
+        False: the table is a stub, its columns are not the real table's."""
         if not items:
             return []
         table = items[0].table
@@ -96,7 +107,7 @@ class NamingConvention:
             lent = [c for c in table.constraints
                     if isinstance(c, sa.CheckConstraint) and c.name is None]
             for check in lent:
-                check.name = check_stand_in(check, table)
+                check.name = check_stand_in(check, table if table_known else None)
         try:
             named = table.to_metadata(sa.MetaData(naming_convention=self.convention))
         except Exception:  # a convention token some item cannot fill
@@ -149,7 +160,13 @@ _CreatesItem = ops.AddConstraintOp | ops.CreateIndexOp
 
 def _item_of(op: _CreatesItem) -> sa.Constraint | sa.Index:
     """The constraint or index ``op`` creates, on a stub table Alembic builds for it: ours."""
-    return op.to_index() if isinstance(op, ops.CreateIndexOp) else op.to_constraint()
+    if isinstance(op, ops.CreateIndexOp):
+        index = op.to_index()
+        if op.index_name is None:
+            # Alembic's stub MetaData named it by SQLAlchemy's default convention: ours names it
+            index.name = None
+        return index
+    return op.to_constraint()
 
 
 # The ops named from their names alone, and the keyword arguments Alembic's stub constraint
@@ -225,14 +242,56 @@ class _NameTokens:
         raise KeyError(key)
 
 
-class DatabaseNaming:
-    """The names the database gave constraints created with no name, for revisions that
-    already ran: renaming those now would break every deployed database's downgrade.
+@dataclass(frozen=True)
+class NameLookup:
+    """The name a database chose for a constraint created without one, found when the
+    revision runs, by the constraint's columns, with SQLAlchemy's inspector.
 
-    PostgreSQL: ``<table>_<columns>_fkey`` / ``_key`` / ``_check`` / ``<table>_pkey``, cut to
-    63 bytes the way its ``makeObjectName`` cuts them. MySQL: a unique key takes its first
-    column's name, the primary key is ``PRIMARY``; foreign keys (``<table>_ibfk_<n>``) and
-    checks are numbered by creation order, so they cannot be known from one file.
+    PostgreSQL names a foreign key ``<table>_<columns>_fkey``, MySQL ``<table>_ibfk_<n>`` in
+    creation order: a history that runs on both has one name per database, and only the
+    database knows which. ``code`` is the plain Alembic and SQLAlchemy expression the codemod
+    writes in the name's place (the revision imports nothing of migrafix)."""
+
+    kind: Literal["primary", "foreignkey", "unique"]
+    table: str
+    schema: str | None
+    columns: tuple[str, ...] = ()
+    referred_table: str | None = None
+
+    def code(self, op: str, sa: str) -> str:
+        inspector = f"{sa}.inspect({op}.get_bind())"
+        where = repr(str(self.table)) + (f", schema={str(self.schema)!r}" if self.schema else "")
+        if self.kind == "primary":
+            return f"{inspector}.get_pk_constraint({where})['name']"
+        columns = repr([str(c) for c in self.columns])
+        if self.kind == "foreignkey":
+            return (f"next(fk['name'] for fk in {inspector}.get_foreign_keys({where}) "
+                    f"if fk['constrained_columns'] == {columns} "
+                    f"and fk['referred_table'] == {str(self.referred_table)!r})")
+        return (f"next(uq['name'] for uq in {inspector}.get_unique_constraints({where}) "
+                f"if uq['column_names'] == {columns})")
+
+
+# SQLAlchemy's MetaData names an unnamed index by this when its convention has no "ix":
+# every database that ran `op.create_index(None, ...)` got that name.
+_SQLALCHEMY_INDEX_NAMING = {"ix": "ix_%(column_0_label)s"}
+
+
+class DatabaseNaming:
+    """The names to drop, in a revision that already ran, what it created with no name: the
+    names every database that ran it holds. Its creates are left as they are (the database
+    names them again, the same way, on a fresh build).
+
+    - a kind the project's naming convention covers: Alembic named it by that convention at
+      run time (target_metadata's), on every database alike; an index, by SQLAlchemy's own
+      ``ix_%(column_0_label)s`` when the project's convention has no ``ix``;
+    - a primary key, foreign key or unique constraint: the database chose (PostgreSQL
+      ``<table>_<columns>_fkey``, MySQL ``<table>_ibfk_<n>``), so it is found at run time by
+      its columns (``NameLookup``);
+    - a CHECK: PostgreSQL's ``<table>_<column>_check`` when its SQL reads one column, else
+      ``<table>_check``, as its ``ChooseConstraintName`` gives them (no database reports a
+      check's SQL as it was written, so none can be found by it). MySQL and MariaDB number
+      them by creation order: those cannot be known from the file.
     """
 
     def __init__(
@@ -242,64 +301,102 @@ class DatabaseNaming:
         # At run time Alembic names an op's None constraint by target_metadata's convention:
         # for the kinds the project's convention covers, that is the name the database holds.
         self.project = project
+        self.indexes = project if project is not None and "ix" in project.convention \
+            else NamingConvention(_SQLALCHEMY_INDEX_NAMING, dialect)
+        # PostgreSQL names of CHECKs that two creates of one revision would share: the second
+        # got ``..._check1``, and which one is which cannot be told from the file.
+        self.shared_check_names: set[tuple[str | None, str, str]] = set()
         self.reason = ""
 
-    def name_for_op(self, op: _CreatesItem) -> conv | None:
-        if self._by_project(_OP_KIND.get(type(op))):
-            assert self.project is not None
-            return self.project.name_for_op(op)
-        return self.name_for(_item_of(op))
+    def name_for_drop(self, create: _CreatesItem) -> conv | NameLookup | None:
+        """The name to drop what ``create`` made with no name, or None (``reason`` says why)."""
+        kind = _OP_KIND.get(type(create))
+        if self.project is not None and kind in self.project.convention:
+            return self.project.name_for_op(create)
+        if isinstance(create, ops.CreateIndexOp):
+            return self.indexes.name_for_op(create)
+        if isinstance(create, ops.CreatePrimaryKeyOp):
+            return NameLookup("primary", create.table_name, create.schema)
+        if isinstance(create, ops.CreateForeignKeyOp) and _all_str(create.referent_table):
+            return NameLookup("foreignkey", create.source_table, create.kw.get("source_schema"),
+                              tuple(create.local_cols), str(create.referent_table))
+        if isinstance(create, ops.CreateUniqueConstraintOp):
+            return NameLookup("unique", create.table_name, create.schema,
+                              tuple(create.columns))
+        if isinstance(create, ops.CreateCheckConstraintOp):
+            return self._check_name(create)
+        self.reason = "the constraint it drops cannot be read from its create"
+        return None
 
-    def names_for(self, items: Sequence[sa.Constraint | sa.Index]) -> list[conv | None]:
-        """The names of ``items``, all of one table: those of the kinds the project's
-        convention covers from one copy of it (see ``NamingConvention.names_for``)."""
-        covered = [item for item in items if self._by_project(_PREFIX_BY_CLASS.get(type(item)))]
-        by_project: dict[int, conv | None] = {}
-        if self.project is not None and covered:
-            names = self.project.names_for(covered)
-            by_project = {id(item): name for item, name in zip(covered, names, strict=True)}
-        return [by_project[id(item)] if id(item) in by_project else self.name_for(item)
-                for item in items]
-
-    def _by_project(self, kind: str | None) -> bool:
-        return self.project is not None and kind in self.project.convention
-
-    def name_for(self, item: sa.Constraint | sa.Index) -> conv | None:
-        table = item.table
-        assert isinstance(table, sa.Table)
-        if self._by_project(_PREFIX_BY_CLASS.get(type(item))):
-            assert self.project is not None
-            return self.project.name_for(item)
-        columns = [c.name for c in getattr(item, "columns", [])]
-        if self.dialect.name == "postgresql":
-            return self._postgresql(item, table, columns)
+    def _check_name(self, create: ops.CreateCheckConstraintOp) -> conv | None:
         if self.dialect.name in ("mysql", "mariadb"):
-            if isinstance(item, sa.PrimaryKeyConstraint):
-                return conv("PRIMARY")
-            if isinstance(item, sa.UniqueConstraint) and columns:
-                return conv(columns[0])
-            self.reason = ("MySQL numbers unnamed foreign keys and checks by creation order "
-                           "(<table>_ibfk_<n>): the name cannot be known from the file")
+            self.reason = ("MySQL and MariaDB number unnamed checks by creation order "
+                           "(<table>_chk_<n>, CONSTRAINT_<n>): the name cannot be known from "
+                           "the file")
             return None
-        self.reason = f"{self.dialect.name} gives unnamed constraints no name migrafix can know"
-        return None
+        if self.dialect.name != "postgresql":
+            self.reason = f"{self.dialect.name} gives unnamed checks no name migrafix can know"
+            return None
+        name = pg_check_name(create.table_name, str(create.condition), None)
+        if name is None:
+            self.reason = "its SQL is not read well enough to tell the columns PostgreSQL counts"
+            return None
+        if (create.schema, create.table_name, name) in self.shared_check_names:
+            self.reason = (f"PostgreSQL named two checks of this revision {name}, the second "
+                           f"{name}1: which is which cannot be told from the file")
+            return None
+        return conv(name)
 
-    def _postgresql(
-        self, item: sa.Constraint | sa.Index, table: sa.Table, columns: list[str]
-    ) -> conv | None:
-        if isinstance(item, sa.PrimaryKeyConstraint):
-            return conv(_pg_object_name(table.name, None, "pkey"))
-        if isinstance(item, sa.ForeignKeyConstraint) and columns:
-            return conv(_pg_object_name(table.name, "_".join(columns), "fkey"))
-        if isinstance(item, sa.UniqueConstraint) and columns:
-            return conv(_pg_object_name(table.name, "_".join(columns), "key"))
-        if isinstance(item, sa.CheckConstraint):
-            used = _columns_named_in(item, table)
-            if table.columns:
-                return conv(_pg_object_name(table.name, used[0] if len(used) == 1 else None,
-                                            "check"))
-        self.reason = "PostgreSQL's name for it depends on columns not known from the file"
+
+def pg_check_name(table: str, sqltext: str, columns: Collection[str] | None) -> str | None:
+    """PostgreSQL's name for an unnamed CHECK of ``table``: ``<table>_<column>_check`` when
+    its SQL reads one column, else ``<table>_check`` (before any number PostgreSQL adds to
+    keep names unique). ``columns``: the table's, when known; else every identifier of the
+    SQL that is not a function, a keyword or a type counts as a column. None if the SQL is
+    not read (a dollar-quoted string)."""
+    read = _identifiers_in(sqltext)
+    if read is None:
         return None
+    if columns is not None:
+        known = set(columns)
+        read = [word for word in read if word in known]
+    return _pg_object_name(table, read[0] if len(read) == 1 else None, "check")
+
+
+# Words of a CHECK's SQL that are not columns: operators, constants, type names.
+_SQL_WORDS = frozenset({
+    "all", "and", "any", "array", "as", "asymmetric", "between", "bigint", "boolean", "case",
+    "cast", "char", "character", "collate", "current_date", "current_time",
+    "current_timestamp", "current_user", "date", "day", "decimal", "default", "distinct",
+    "double", "else", "end", "escape", "exists", "false", "float", "from", "hour", "ilike",
+    "in", "int", "integer", "interval", "is", "isnull", "like", "localtime", "localtimestamp",
+    "minute", "month", "not", "notnull", "null", "numeric", "or", "precision", "real",
+    "second", "session_user", "similar", "smallint", "some", "symmetric", "text", "then",
+    "time", "timestamp", "timestamptz", "to", "true", "unknown", "user", "varchar", "varying",
+    "when", "with", "without", "year", "zone",
+})
+
+
+def _identifiers_in(sqltext: str) -> list[str] | None:
+    """The distinct identifiers of ``sqltext`` that can be columns, in order, as PostgreSQL
+    folds them (unquoted: lower case)."""
+    if "$" in sqltext:
+        return None
+    text = re.sub(r"'(?:[^']|'')*'", " ", sqltext)  # string literals
+    text = re.sub(r"::\s*(\w+\s*)+(\([\d\s,]*\))?(\[\])?", " ", text)  # casts
+    text = re.sub(r"\b\d+(\.\d*)?([eE][+-]?\d+)?", " ", text)  # numbers
+    found: list[str] = []
+    for match in re.finditer(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_]*)(\s*\()?', text):
+        quoted, bare, call = match.groups()
+        if quoted is not None:
+            word = quoted.replace('""', '"')
+        elif call or bare.lower() in _SQL_WORDS:
+            continue  # a function, or a word of SQL
+        else:
+            word = bare.lower()
+        if word not in found:
+            found.append(word)
+    return found
 
 
 def _pg_object_name(name1: str, name2: str | None, label: str) -> str:
@@ -322,15 +419,17 @@ def _columns_named_in(check: sa.CheckConstraint, table: sa.Table) -> list[str]:
     return [w for w in dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)) if w in known]
 
 
-def check_stand_in(check: sa.CheckConstraint, table: sa.Table) -> str:
-    """The ``%(constraint_name)s`` of an unnamed CHECK: the table's columns its SQL names, in
-    order (``price > 0`` on product gives ``ck_product_price``), else the first 8 hex digits of
-    the SHA-1 of its whitespace-normalised SQL. Deterministic, so upgrade and downgrade agree."""
-    words = _columns_named_in(check, table)
-    if words:
-        return "_".join(words)
+def check_stand_in(check: sa.CheckConstraint, table: sa.Table | None) -> str:
+    """The ``%(constraint_name)s`` of an unnamed CHECK: the columns its SQL names, in order,
+    then the first 8 hex digits of the SHA-1 of its whitespace-normalised SQL (``price > 0``
+    on product gives ``ck_product_price_<8 hex>``): two checks of one column differ, and the
+    name is the same in upgrade and downgrade. ``table`` None: the check of a standalone op,
+    whose table's columns are not known; every identifier of its SQL that is not SQL's own
+    counts."""
     text = " ".join(str(check.sqltext).split())
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
+    words = _columns_named_in(check, table) if table is not None \
+        else _identifiers_in(text) or []
+    return "_".join([*words, hashlib.sha1(text.encode()).hexdigest()[:8]])
 
 
 def _twin_in(table: sa.Table, original: sa.Constraint | sa.Index) -> Any:
@@ -360,17 +459,20 @@ class UnnamedConstraint(Rule):
         "migrafix names every constraint and index the revision creates or drops without a "
         "name, in upgrade and downgrade alike, with the name SQLAlchemy's naming convention "
         "gives it: the project's `target_metadata.naming_convention` for that kind where it has "
-        "one, else migrafix's default (`ix_%(column_0_label)s`, "
-        "`uq_%(table_name)s_%(column_0_name)s`, `ck_%(table_name)s_%(constraint_name)s`, "
-        "`fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s`, `pk_%(table_name)s`). "
-        "An unnamed CHECK's `%(constraint_name)s` is the columns its SQL names, or a hash of "
-        "its SQL. Names longer than the dialect allows are truncated as SQLAlchemy truncates "
-        "them."
+        "one, else migrafix's default (`ix_%(table_name)s_%(column_0_N_name)s`, "
+        "`uq_%(table_name)s_%(column_0_N_name)s`, `ck_%(table_name)s_%(constraint_name)s`, "
+        "`fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s`, `pk_%(table_name)s`): "
+        "every column is in the name, so two of one table never share one. An unnamed CHECK's "
+        "`%(constraint_name)s` is the columns its SQL names and a hash of its SQL. Names longer "
+        "than the dialect allows are truncated as SQLAlchemy truncates them."
     )
     fix_safety = (
         "Safe for a revision that has not run anywhere yet, which is what autogenerate "
         "produces. A revision that already ran created its constraints under the database's "
-        "own names (PostgreSQL `order_invoice_id_fkey`): do not rename those after the fact."
+        "own names (PostgreSQL `order_invoice_id_fkey`, MySQL `order_ibfk_1`): do not rename "
+        "those after the fact. `migrafix rewrite --naming database` leaves such a revision's "
+        "creates as they are and names only its drops, by the database's name (found at run "
+        "time by the constraint's columns where databases differ)."
     )
     options = "`naming_convention = {fk = \"...\", ...}` in `[tool.migrafix]` replaces the default."
 
@@ -380,6 +482,7 @@ class UnnamedConstraint(Rule):
         if context.constraint_names == "database":
             naming = DatabaseNaming(
                 context.dialect, NamingConvention(project, context.dialect) if project else None)
+            naming.shared_check_names = _shared_check_names(revision)
         else:
             naming = NamingConvention(
                 {**DEFAULT_NAMING_CONVENTION, **project},
@@ -400,6 +503,8 @@ class UnnamedConstraint(Rule):
     def _named(
         self, op: ops.MigrateOperation, naming: NamingConvention | DatabaseNaming
     ) -> tuple[ops.MigrateOperation, str] | None:
+        if isinstance(naming, DatabaseNaming):
+            return self._named_as_deployed(op, naming)
         if isinstance(op, ops.CreateTableOp):
             return _named_table(op, naming)
         if isinstance(op, ops.AddConstraintOp) and getattr(op, "constraint_name", "") is None:
@@ -418,6 +523,50 @@ class UnnamedConstraint(Rule):
             name = naming.name_for_op(op._reverse) if op._reverse is not None else None
             return _with_name(op, "index_name", name, "drop_index had no name", naming)
         return None
+
+    def _named_as_deployed(
+        self, op: ops.MigrateOperation, naming: DatabaseNaming
+    ) -> tuple[ops.MigrateOperation, str] | None:
+        """In a revision that already ran, only what cannot run without a name: a drop. A
+        create with no name is left to the database, which names it on a fresh build as it
+        named it on every deployed one, whichever database that is."""
+        if isinstance(op, ops.DropConstraintOp) and op.constraint_name is None:
+            attribute, verb = "constraint_name", "drop_constraint"
+        elif isinstance(op, ops.DropIndexOp) and op.index_name is None:
+            attribute, verb = "index_name", "drop_index"
+        else:
+            return None
+        source = op._reverse
+        if isinstance(source, (ops.AddConstraintOp, ops.CreateIndexOp)):
+            name = naming.name_for_drop(source)
+        else:
+            name = None
+            naming.reason = f"no create_{verb[5:]} in this file says what it drops"
+        return _with_name(op, attribute, name, f"{verb} had no name", naming)
+
+
+def _shared_check_names(revision: Revision) -> set[tuple[str | None, str, str]]:
+    """(schema, table, name) of the PostgreSQL names that two unnamed CHECKs created in one
+    direction of ``revision`` would share."""
+    shared: set[tuple[str | None, str, str]] = set()
+    for tree in revision.trees():
+        seen: set[tuple[str | None, str, str]] = set()
+        for _, op in tree.walk():
+            checks: list[tuple[str | None, str, str | None]] = []
+            if isinstance(op, ops.CreateCheckConstraintOp) and op.constraint_name is None:
+                checks.append((op.schema, op.table_name,
+                               pg_check_name(op.table_name, str(op.condition), None)))
+            elif isinstance(op, ops.CreateTableOp):
+                columns = [c.name for c in op.columns if isinstance(c, sa.Column)]
+                checks += [(op.schema, op.table_name,
+                            pg_check_name(op.table_name, str(c.sqltext), columns))
+                           for c in op.columns
+                           if isinstance(c, sa.CheckConstraint) and c.name is None]
+            for schema, table, name in checks:
+                if name is not None:
+                    key = (schema, table, name)
+                    (shared if key in seen else seen).add(key)
+    return shared
 
 
 def _explicit(convention: Mapping[Any, str]) -> dict[Any, str]:
@@ -441,7 +590,7 @@ def _verb(op: ops.MigrateOperation) -> str:
 def _with_name(
     op: ops.MigrateOperation,
     attribute: str,
-    name: conv | None,
+    name: conv | NameLookup | None,
     what: str,
     naming: NamingConvention | DatabaseNaming,
 ) -> tuple[ops.MigrateOperation, str]:
@@ -450,11 +599,13 @@ def _with_name(
         return op, f"{what}, and {reason}: name it by hand"
     named = derived(op, copy.copy(op))
     setattr(named, attribute, name)
+    if isinstance(name, NameLookup):
+        return named, f"{what}: found by its columns when it runs (each database named it its own way)"
     return named, f"{what}: named {name}"
 
 
 def _named_table(
-    op: ops.CreateTableOp, naming: NamingConvention | DatabaseNaming
+    op: ops.CreateTableOp, naming: NamingConvention
 ) -> tuple[ops.MigrateOperation, str] | None:
     if not any(isinstance(i, sa.Constraint) and i.name is None for i in op.columns):
         return None
@@ -545,7 +696,7 @@ UnnamedConstraint.examples = (
             sa.Column('id', sa.Integer(), nullable=False),
             sa.Column('sku', sa.String(length=20), nullable=True),
             sa.Column('price', sa.Numeric(precision=10, scale=2), nullable=True),
-            sa.CheckConstraint('price > 0', name=op.f('ck_product_price')),
+            sa.CheckConstraint('price > 0', name=op.f('ck_product_price_2425a422')),
             sa.PrimaryKeyConstraint('id', name=op.f('pk_product')),
             sa.UniqueConstraint('sku', name=op.f('uq_product_sku'))
             )
