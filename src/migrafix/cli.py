@@ -17,6 +17,7 @@ from migrafix.codemod.report import (
     json_findings,
     summary,
     text_finding,
+    unknown_status,
 )
 from migrafix.codemod.runner import Job, Outcome, ProjectSpec, run
 from migrafix.settings import SettingsError
@@ -80,8 +81,10 @@ def _common_options() -> argparse.ArgumentParser:
         "--naming", choices=("auto", "convention", "database"), default="auto",
         help="how unnamed constraints get their name: 'convention' (the naming convention: a "
         "revision that has not run anywhere yet), 'database' (the name the database gave them "
-        "when the revision ran). 'auto' (default), per file: 'database' if git's HEAD commit "
-        "has the file, else 'convention'",
+        "when the revision ran). 'auto' (default), per file: 'convention' if git has it as a "
+        "new file (untracked or staged), 'database' if git's HEAD commit has it, and "
+        "'database' with a warning when git cannot say (not in a git checkout, ignored by "
+        "git, git missing or failing, standard input)",
     )
     common.add_argument(
         "-j", "--jobs", type=_jobs, default=1, metavar="N",
@@ -201,9 +204,20 @@ def _error(outcome: Outcome, github: bool = False) -> None:
         print(github_error(outcome.name, outcome.error or ""))
 
 
-def _warnings(outcome: Outcome) -> None:
-    for warning in outcome.warnings:
-        print(f"{outcome.name}: warning: {warning}", file=sys.stderr)
+class _UnknownStatus:
+    """The files ``--naming auto`` took for released because git could not say, by reason:
+    one warning for each reason at the end of the run, not one per file."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, list[str]] = {}
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status_unknown is not None:
+            self.names.setdefault(outcome.status_unknown, []).append(outcome.name)
+
+    def warn(self) -> None:
+        for reason, names in self.names.items():
+            print(unknown_status(reason, names), file=sys.stderr)
 
 
 def _print_bytes(data: bytes) -> None:
@@ -214,8 +228,9 @@ def _print_bytes(data: bytes) -> None:
 
 def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
     errors = changed = False
+    unknown = _UnknownStatus()
     for outcome in outcomes:
-        _warnings(outcome)
+        unknown.add(outcome)
         if outcome.status == "error":
             errors = True
             _error(outcome)
@@ -229,6 +244,7 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
                 print(f"Rewriting {outcome.name}", file=sys.stderr)
         if outcome.output is not None:
             _print_bytes(outcome.output)
+    unknown.warn()
     if errors:
         return 2
     return int(changed and not args.exit_zero_even_if_changed)
@@ -239,8 +255,9 @@ def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
     found: list[tuple[str, FileFinding]] = []
     files = 0
     github = args.format == "github"
+    unknown = _UnknownStatus()
     for outcome in outcomes:
-        _warnings(outcome)
+        unknown.add(outcome)
         if outcome.status == "error":
             errors = True
             _error(outcome, github)
@@ -253,7 +270,8 @@ def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
                 print(github_finding(outcome.name, finding))
     if args.format == "json":
         print(json_findings(found))
-    elif args.format == "text" and found:
+    unknown.warn()
+    if args.format == "text" and found:
         print(summary([f for _, f in found], files), file=sys.stderr)
     if errors:
         return 2

@@ -1,14 +1,16 @@
 """What a file's project says: its settings, its database dialect, whether git has it.
 
-One ``Project`` per run (and per worker process) caches what it looked up: the nearest
-pyproject.toml per folder, the nearest alembic.ini per folder, the files in each git
-repository's HEAD commit.
+One ``Project`` per run caches what it looked up, per folder (its real path, the nearest
+pyproject.toml and alembic.ini, its git repository) and per git repository (the files of its
+HEAD commit), so that a run costs the same per file whatever the flags: no realpath, no git
+call and no import per file.
 """
 
 from __future__ import annotations
 
 import configparser
 import dataclasses
+import functools
 import importlib
 import os
 import subprocess
@@ -45,13 +47,26 @@ ConcreteNaming = Literal["convention", "database"]
 @dataclass(frozen=True)
 class Resolved:
     options: Options
-    warnings: tuple[str, ...] = ()
+    # Under --naming auto, why git could not say whether the file is committed: it was then
+    # taken for a revision that already ran ("database"). None when git could say.
+    status_unknown: str | None = None
+
+
+# Why --naming auto cannot ask git about a file (``Resolved.status_unknown``).
+NOT_IN_GIT = "not in a git checkout"
+NO_GIT = "git is not installed"
+IGNORED = "ignored by git"
+STANDARD_INPUT = "no path to ask git about"
 
 
 class Project:
     """Resolves ``Options`` per file: ``[tool.migrafix]`` of the nearest pyproject.toml, then
     the command line's settings; the dialect given or read from the nearest alembic.ini; the
-    naming given, or for "auto" whether git's HEAD commit has the file."""
+    naming given, or for "auto" what git says of the file: "database" if its repository's
+    HEAD commit has it, "convention" if it is new to git (untracked, or only staged), and
+    "database" when git cannot say (``Resolved.status_unknown``): a revision that already ran
+    must keep the names deployed databases have, and the database's name is also what a
+    revision that has not run would get."""
 
     def __init__(
         self,
@@ -70,38 +85,50 @@ class Project:
         self._git = _Git()
         self._conventions: dict[str, dict[str, str] | SettingsError] = {}
         self._folders: dict[Path, Path] = {}
+        # per folder as given, and naming: the Options all its files share (no per_path)
+        self._options: dict[tuple[Path, ConcreteNaming], Options] = {}
 
     def resolve(self, path: Path | None) -> Resolved:
         """Options for the file at ``path`` (``None``: standard input, seen from the current
-        folder, never committed). Raises ``SettingsError`` for a broken pyproject.toml."""
-        folder = self._resolved(path.parent if path is not None else Path.cwd())
-        warnings: list[str] = []
+        folder). Raises ``SettingsError`` for a broken pyproject.toml."""
+        given = path.parent if path is not None else Path.cwd()
+        folder = self._resolved(given)
         naming: ConcreteNaming
+        unknown: str | None = None
         if self.naming != "auto":
             naming = self.naming
-        elif path is None:
-            naming = "convention"
         else:
-            committed, warning = self._git.committed(path.resolve())
-            naming = "database" if committed else "convention"
-            if warning:
-                warnings.append(warning)
+            status = (self._git.committed(folder, path.name) if path is not None
+                      else STANDARD_INPUT)
+            if isinstance(status, str):
+                naming, unknown = "database", status
+            else:
+                naming = "database" if status else "convention"
+        options = self._options.get((given, naming))
+        if options is None:
+            options = self._options_for(folder, path.name if path is not None else None, naming)
+            if not options.settings.per_path:
+                self._options[given, naming] = options
+        return Resolved(options, unknown)
+
+    def _options_for(self, folder: Path, name: str | None, naming: ConcreteNaming) -> Options:
         settings = self._settings_for(folder)
         root = self._pyprojects.get(folder)
-        if path is not None and root is not None and settings.per_path:
+        if name is not None and root is not None and settings.per_path:
+            # the file as the globs see it: a symlinked revision is the link's path
+            real_path = folder / name
             try:
-                relative = path.resolve().relative_to(root.parent).as_posix()
+                relative = real_path.relative_to(root.parent).as_posix()
             except ValueError:
-                relative = path.as_posix()
+                relative = real_path.as_posix()
             settings = settings.for_path(relative)
         if settings.metadata:
             settings = self._with_model_convention(settings, root)
-        options = Options(
+        return Options(
             settings=settings,
             dialect=self.dialect or self._dialect_for(folder),
             naming=naming,
         )
-        return Resolved(options, tuple(warnings))
 
     def _resolved(self, folder: Path) -> Path:
         """``folder.resolve()``, once per folder: every file of a folder asks."""
@@ -194,18 +221,32 @@ _BUILT_IN_DIALECTS = frozenset({"mssql", "mysql", "oracle", "postgresql", "sqlit
 
 
 def known_dialect(name: str) -> bool:
-    """Whether SQLAlchemy (or an installed plugin) has a dialect called ``name``."""
+    """Whether SQLAlchemy (or an installed plugin) has a dialect called ``name``. SQLAlchemy
+    is imported (0.15 s, half a warm check of the corpus) only to load a plugin's
+    dialect: a name that is neither SQLAlchemy's nor a plugin's (Alembic's template says
+    ``driver://``) is answered without it."""
     if not name or not name.replace("_", "").isalnum():
         return False
-    if name in _BUILT_IN_DIALECTS:  # without importing SQLAlchemy: the CLI starts faster
+    if name in _BUILT_IN_DIALECTS:
         return True
+    if name not in _plugin_dialects():
+        return False
     from sqlalchemy.dialects import registry
 
     try:
         registry.load(name)
-    except Exception:  # NoSuchModuleError, or a plugin that fails to import
+    except Exception:  # a plugin that fails to import
         return False
     return True
+
+
+@functools.cache
+def _plugin_dialects() -> frozenset[str]:
+    """The names of the ``sqlalchemy.dialects`` entry points, where SQLAlchemy's registry
+    looks for a dialect it does not have."""
+    from importlib.metadata import entry_points
+
+    return frozenset(e.name for e in entry_points(group="sqlalchemy.dialects"))
 
 
 # Variables git sets for hooks (GIT_DIR, GIT_INDEX_FILE, ...) point at the repository the hook
@@ -222,65 +263,113 @@ def _git_env() -> dict[str, str]:
 
 
 class _Git:
-    """Whether a file is in its repository's HEAD commit: one ``git ls-tree`` per repository."""
+    """What git says of a file: committed (True), new to git (False), or why it cannot say.
+
+    A folder's repository is found by looking for ``.git`` in it and above it, once per
+    folder: outside a checkout no git runs at all. Then, per repository, one ``git rev-parse``
+    (its top level and whether HEAD exists) and one ``git ls-tree`` listing HEAD's files; and
+    only for a folder holding a file HEAD does not have, one ``git ls-files`` telling a new
+    file (untracked or staged) from one git ignores.
+    """
 
     def __init__(self) -> None:
-        self._toplevels: dict[Path, Path | str | None] = {}
-        self._trees: dict[Path, frozenset[str] | str] = {}
+        self._roots: dict[Path, Path | None] = {}
+        self._repositories: dict[Path, _Repository | str] = {}
+        # per folder: its repository and its path from the top level ("a/b/"), or why not
+        self._folders: dict[Path, tuple[_Repository, str] | str] = {}
+        self._new: dict[Path, frozenset[str] | str] = {}  # per folder: the files new to git
 
-    def committed(self, path: Path) -> tuple[bool, str | None]:
-        """(committed, warning): outside git, or git unable to say, is "not committed"."""
-        toplevel = self._toplevel(path.parent)
-        if toplevel is None:
-            return False, None
-        if isinstance(toplevel, str):
-            return False, self._warning(toplevel)
-        tree = self._tree(toplevel)
-        if isinstance(tree, str):
-            return False, self._warning(tree)
+    def committed(self, folder: Path, name: str) -> bool | str:
+        """Whether HEAD has the file ``name`` of the resolved ``folder``."""
+        place = self._folders.get(folder)
+        if place is None:
+            place = self._folders[folder] = self._place(folder)
+        if isinstance(place, str):
+            return place
+        repository, prefix = place
+        relative = prefix + name
+        if relative in repository.committed:
+            return True
+        new = self._new_to_git(folder, repository, prefix)
+        if isinstance(new, str):
+            return new
+        return False if relative in new else IGNORED
+
+    def _place(self, folder: Path) -> tuple[_Repository, str] | str:
+        root = self._root(folder)
+        if root is None:
+            return NOT_IN_GIT
+        repository = self._repositories.get(root)
+        if repository is None:
+            repository = self._repositories[root] = _Repository.read(root)
+        if isinstance(repository, str):
+            return repository
         try:
-            relative = path.relative_to(toplevel).as_posix()
-        except ValueError:
-            return False, None
-        return relative in tree, None
+            relative = folder.relative_to(repository.toplevel).as_posix()
+        except ValueError:  # a work tree elsewhere (core.worktree): git does not have it
+            return f"outside its git work tree {repository.toplevel}"
+        return repository, "" if relative == "." else f"{relative}/"
+
+    def _root(self, folder: Path) -> Path | None:
+        """The nearest folder at or above ``folder`` that holds a ``.git``."""
+        if folder not in self._roots:
+            if os.path.lexists(folder / ".git"):
+                self._roots[folder] = folder
+            elif folder.parent == folder:
+                self._roots[folder] = None
+            else:
+                self._roots[folder] = self._root(folder.parent)
+        return self._roots[folder]
+
+    def _new_to_git(
+        self, folder: Path, repository: _Repository, prefix: str
+    ) -> frozenset[str] | str:
+        """The files below ``folder`` in git's index, or untracked and not ignored."""
+        if folder not in self._new:
+            try:
+                listed = _run_git(["--literal-pathspecs", "ls-files", "-z", "--cached",
+                                   "--others", "--exclude-standard", "--full-name", "--",
+                                   prefix or "."], repository.toplevel)
+            except _GitError as exc:
+                self._new[folder] = exc.reason
+            else:
+                self._new[folder] = frozenset(n for n in listed.split("\0") if n)
+        return self._new[folder]
+
+
+@dataclass(frozen=True)
+class _Repository:
+    toplevel: Path
+    committed: frozenset[str]  # the paths of HEAD's files, relative to ``toplevel``
 
     @staticmethod
-    def _warning(reason: str) -> str:
-        return (
-            f"git cannot say whether it is committed ({reason}); naming constraints by the "
-            "naming convention (pass --naming database if this revision already ran anywhere)"
-        )
-
-    def _toplevel(self, folder: Path) -> Path | str | None:
-        if folder not in self._toplevels:
-            result = _run_git(["rev-parse", "--show-toplevel"], folder)
-            if result is None or "not a git repository" in result[1].lower():
-                self._toplevels[folder] = None
-            elif result[0] != 0:
-                self._toplevels[folder] = _first_line(result[1])
-            else:
-                self._toplevels[folder] = Path(result[2].strip()).resolve()
-        return self._toplevels[folder]
-
-    def _tree(self, toplevel: Path) -> frozenset[str] | str:
-        if toplevel not in self._trees:
-            head = _run_git(["rev-parse", "--verify", "--quiet", "HEAD"], toplevel)
-            if head is None or head[0] != 0:  # no commit yet: nothing is committed
-                self._trees[toplevel] = frozenset()
-            else:
-                listed = _run_git(["ls-tree", "-r", "-z", "--name-only", "--full-tree", "HEAD"],
-                                  toplevel)
-                if listed is None:
-                    self._trees[toplevel] = frozenset()
-                elif listed[0] != 0:
-                    self._trees[toplevel] = _first_line(listed[1])
-                else:
-                    self._trees[toplevel] = frozenset(n for n in listed[2].split("\0") if n)
-        return self._trees[toplevel]
+    def read(root: Path) -> _Repository | str:
+        """The repository whose ``.git`` is in ``root``, or why git cannot read it."""
+        # --verify -q: no HEAD (no commit yet) is exit 1 and no message; a broken or bare
+        # repository is git's own message.
+        try:
+            lines = _run_git(["rev-parse", "--show-toplevel", "--verify", "-q", "HEAD"], root,
+                             accept=(0, 1)).splitlines()
+            if not lines:
+                return "git failed: rev-parse printed no top level"
+            toplevel = Path(lines[0]).resolve()
+            if len(lines) < 2:  # no commit yet: nothing has been released
+                return _Repository(toplevel, frozenset())
+            listed = _run_git(["ls-tree", "-r", "-z", "--name-only", "--full-tree", lines[1]],
+                              toplevel)
+        except _GitError as exc:
+            return exc.reason
+        return _Repository(toplevel, frozenset(n for n in listed.split("\0") if n))
 
 
-def _run_git(arguments: list[str], folder: Path) -> tuple[int, str, str] | None:
-    """(exit status, stderr, stdout); ``None`` when git is not installed."""
+class _GitError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _run_git(arguments: list[str], folder: Path, accept: tuple[int, ...] = (0,)) -> str:
+    """git's standard output; ``_GitError`` saying why there is none."""
     try:
         completed = subprocess.run(
             ["git", *arguments],
@@ -293,9 +382,11 @@ def _run_git(arguments: list[str], folder: Path) -> tuple[int, str, str] | None:
             check=False,
         )
     except FileNotFoundError:
-        return None
-    return completed.returncode, completed.stderr, completed.stdout
-
-
+        raise _GitError(NO_GIT) from None
+    except OSError as exc:
+        raise _GitError(f"git cannot run: {exc.strerror or exc}") from None
+    if completed.returncode not in accept:
+        raise _GitError(f"git failed: {_first_line(completed.stderr)}")
+    return completed.stdout
 def _first_line(text: str) -> str:
     return text.strip().partition("\n")[0] or "git failed"

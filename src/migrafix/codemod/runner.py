@@ -77,7 +77,8 @@ class Outcome:
     findings: tuple[FileFinding, ...] = ()
     diff: str | None = None
     output: bytes | None = None  # for standard input: what to print on standard output
-    warnings: tuple[str, ...] = ()
+    # --naming auto: why git could not say whether the file is committed (``Resolved``)
+    status_unknown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class _Fixed:
 class _Pending:
     job: Job
     work: _Work
-    warnings: tuple[str, ...]
+    status_unknown: str | None
     key: str | None  # the cache key, when there is a cache
 
 
@@ -181,7 +182,7 @@ def _prepare(
         return Outcome(name, "error", str(exc), output=echo)
     work = _Work(name, data, resolved.options, prefilter, job.fix)
     key = cache.key(data, resolved.options) if cache is not None else None
-    pending = _Pending(job, work, resolved.warnings, key)
+    pending = _Pending(job, work, resolved.status_unknown, key)
     if cache is not None and key is not None:
         entry = cache.get(key)
         if entry is not None and (entry.complete or not job.fix):
@@ -195,7 +196,7 @@ def _finish(pending: _Pending, fixed: _Fixed, cache: ResultCache | None) -> Outc
     name, data = work.name, work.data
     stdin = job.candidate.path is None
     echo = data if stdin and job.write else None
-    more: dict[str, Any] = {"warnings": pending.warnings}
+    more: dict[str, Any] = {"status_unknown": pending.status_unknown}
     if fixed.entry is None:
         return Outcome(name, "error", fixed.error, findings=fixed.findings, output=echo, **more)
     entry = fixed.entry
