@@ -221,6 +221,11 @@ def test_a_file_named_twice_is_processed_once(
     put(project / V / "a1_broken.py", UNPARSEABLE)
     code, _, err = run(capsys, "check", V, f"{V}/a1_broken.py", f"./{V}/a1_broken.py")
     assert code == 2 and err.count(": error:") == 1
+    # through a linked folder, and a link to the file (found in the folder, and named)
+    (project / "linked").symlink_to(project / V)
+    (project / V / "z_link.py").symlink_to(project / V / "a1_broken.py")
+    code, _, err = run(capsys, "check", V, "linked/a1_broken.py", f"{V}/z_link.py", "linked")
+    assert code == 2 and err.count(": error:") == 1
 
 
 def test_a_named_file_that_is_not_a_revision_is_skipped(

@@ -72,6 +72,18 @@ def discover(arguments: Sequence[str]) -> Iterator[Candidate]:
     yielded as it is: reading it reports the error.
     """
     seen: set[str] = set()
+    real_folders: dict[str, str] = {}  # pre-commit names every file: one realpath per folder
+
+    def real_path(path: str) -> str:
+        """The file's real path: its folder's, resolved once per folder, joined to its name,
+        unless the file itself is a symlink."""
+        if os.path.islink(path):
+            return os.path.realpath(path)
+        folder, name = os.path.split(path)
+        real = real_folders.get(folder)
+        if real is None:
+            real = real_folders[folder] = os.path.realpath(folder or os.curdir)
+        return os.path.join(real, name)
 
     def first_time(key: str) -> bool:
         if key in seen:
@@ -83,27 +95,22 @@ def discover(arguments: Sequence[str]) -> Iterator[Candidate]:
         if argument == STDIN:
             yield Candidate(STDIN, None, explicit=True)
         elif os.path.isdir(argument):
-            for found, key in _walk(argument):
-                if first_time(key):
+            for found in _walk(argument):
+                if first_time(real_path(found)):
                     yield Candidate(found, Path(found), explicit=False)
-        elif first_time(os.path.realpath(argument)):
+        elif first_time(real_path(argument)):
             yield Candidate(argument, Path(argument), explicit=True)
 
 
-def _walk(top: str) -> Iterator[tuple[str, str]]:
-    """Each ``.py`` file below ``top``, with its real path (the folder's real path, resolved
-    once per folder, joined to the name, unless the file itself is a symlink)."""
+def _walk(top: str) -> Iterator[str]:
+    """Each ``.py`` file below ``top``."""
     for directory, subdirectories, filenames in os.walk(top):
         subdirectories[:] = sorted(
             d for d in subdirectories if d not in _SKIPPED_DIRECTORIES and not d.startswith(".")
         )
-        real_directory = os.path.realpath(directory)
         for filename in sorted(filenames):
             if filename.endswith(".py"):
-                path = os.path.join(directory, filename)
-                real = (os.path.realpath(path) if os.path.islink(path)
-                        else os.path.join(real_directory, filename))
-                yield path, real
+                yield os.path.join(directory, filename)
 
 
 def read_bytes(path: Path) -> bytes:
