@@ -734,16 +734,21 @@ def test_alembic_ini_dialect_is_read_without_importing_sqlalchemy(
     for folder, url in (("template", "driver://user:pass@localhost/dbname"),
                         ("sqlite", "sqlite:///app.db"), ("plugin", "fakedb://h/db")):
         put(project / folder / "alembic.ini", f"[alembic]\nsqlalchemy.url = {url}\n")
-    script = ("import sys; from pathlib import Path; from migrafix.codemod.project import "
-              "Project\nfor folder in sys.argv[1:]:\n"
-              "    options = Project({}, naming='database').resolve(Path(folder, 'a.py')).options"
-              "\n    print(folder, options.dialect, 'sqlalchemy' in sys.modules)")
+    script = ("import sys; from pathlib import Path; from migrafix.codemod import project\n"
+              "for folder in sys.argv[1:]:\n"
+              "    resolver = project.Project({}, naming='database')\n"
+              "    options = resolver.resolve(Path(folder, 'a.py')).options\n"
+              "    print(folder, options.dialect, 'sqlalchemy' in sys.modules)\n"
+              "from importlib.metadata import entry_points\n"
+              "print(project._plugin_dialects() == "
+              "{e.name for e in entry_points(group='sqlalchemy.dialects')})")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [*os.environ.get("PYTHONPATH", "").split(os.pathsep), str(plugins)])}
     done = subprocess.run([sys.executable, "-c", script, "template", "sqlite", "plugin"],
                           cwd=project, env=env, capture_output=True, text=True, check=True)
     assert done.stdout.splitlines() == [
-        "template postgresql False", "sqlite sqlite False", "plugin fakedb True"]
+        "template postgresql False", "sqlite sqlite False", "plugin fakedb True",
+        "True"]  # the plugins found are importlib.metadata's
 
 
 def test_unknown_dialect_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -963,6 +968,35 @@ def test_naming_auto_in_a_repository_git_cannot_read(
     assert err.splitlines()[-1] == warning_line(f"3 revision files under {V}",
                                                 resolved.status_unknown)
     assert all(named_by_the_database(p) for p in (repo / V).glob("*.py"))
+
+
+def test_naming_auto_lists_what_the_run_asks_about_and_more_when_asked(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """git lists HEAD's files in the folders the run announced (pre-commit names a few files
+    of what may be a large repository); a folder it did not announce is listed when asked
+    about, and a repository inside the repository (a submodule) answers for its own files."""
+    fk_files(repo / "plugins" / "versions", "p1")
+    inner = repo / "vendor" / "lib"
+    inner.mkdir(parents=True)
+    git(inner, "init", "-q", "-b", "main")
+    fk_files(inner / "versions", "i1")
+    git(inner, "add", ".")
+    git(inner, "commit", "-q", "-m", "inner")
+    git(repo, "add", "plugins")
+    git(repo, "commit", "-q", "-m", "plugins")
+    fk_files(repo / "plugins" / "versions", "p2")  # new
+    resolver = Project({})
+    resolver.expect([repo / V / "a1_old.py"])
+    naming = {path.relative_to(repo).as_posix(): resolver.resolve(path).options.naming
+              for path in (repo / V / "a1_old.py", repo / V / "c3_new.py",
+                           repo / "plugins" / "versions" / "p1_fk.py",
+                           repo / "plugins" / "versions" / "p2_fk.py",
+                           inner / "versions" / "i1_fk.py")}
+    assert naming == {f"{V}/a1_old.py": "database", f"{V}/c3_new.py": "convention",
+                      "plugins/versions/p1_fk.py": "database",
+                      "plugins/versions/p2_fk.py": "convention",
+                      "vendor/lib/versions/i1_fk.py": "database"}
 
 
 def test_naming_auto_through_a_symlinked_folder(

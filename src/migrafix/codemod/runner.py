@@ -243,6 +243,7 @@ def run(
     ``SettingsError`` at once for bad command-line settings, before any file is read.
     ``prefilter=False`` parses every file (the corpus test proves both give the same)."""
     project = spec.build()
+    project.expect(job.candidate.path for job in jobs if job.candidate.path is not None)
     if processes == 0:
         processes = os.cpu_count() or 1
     if processes <= 1 or len(jobs) <= 1:
