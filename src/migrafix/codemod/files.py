@@ -113,12 +113,28 @@ def _walk(top: str) -> Iterator[str]:
                 yield os.path.join(directory, filename)
 
 
+# Non-blocking: opening a FIFO returns at once (and is then refused) instead of waiting for a
+# writer. Binary: no newline translation where the C library would make one (Windows).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
 def read_bytes(path: Path) -> bytes:
-    """A regular file's bytes; ``OSError`` for anything else (opening a FIFO would block)."""
-    if not stat.S_ISREG(path.stat().st_mode):
-        raise OSError("not a regular file")
-    with path.open("rb") as fh:
-        return fh.read()
+    """A regular file's bytes; ``OSError`` for anything else. On a descriptor, not a file
+    object: half the cost, which is a tenth of a warm run."""
+    descriptor = os.open(path, _READ_FLAGS)
+    try:
+        size = os.fstat(descriptor)
+        if not stat.S_ISREG(size.st_mode):
+            raise OSError("not a regular file")
+        data = os.read(descriptor, size.st_size + 1)
+        if len(data) <= size.st_size:  # a regular file's short read is its end
+            return data
+        chunks = [data]  # it grew since fstat
+        while chunk := os.read(descriptor, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import importlib
 import os
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -84,35 +83,36 @@ class Project:
         self._dialects: dict[Path | None, str] = {}  # per alembic.ini
         self._git = _Git()
         self._conventions: dict[str, dict[str, str] | SettingsError] = {}
-        self._folders: dict[Path, Path] = {}
-        # per folder as given, and naming: the Options all its files share (no per_path)
-        self._options: dict[tuple[Path, ConcreteNaming], Options] = {}
+        # Per folder as given (a string: a Path costs more to build and hash than the rest of
+        # a file's resolution), its real path; and with a naming, the Options its files share.
+        self._folders: dict[str, Path] = {}
+        self._options: dict[tuple[str, ConcreteNaming], Options] = {}
 
     def expect(self, paths: Iterable[Path]) -> None:
         """The files the run will resolve: git is asked about their folders at once, rather
         than about the whole repository."""
         if self.naming == "auto":
-            self._git.expect(self._resolved(path.parent) for path in paths)
+            folders = {os.path.dirname(path) for path in paths}
+            self._git.expect(self._resolved(folder) for folder in folders)
 
     def resolve(self, path: Path | None) -> Resolved:
         """Options for the file at ``path`` (``None``: standard input, seen from the current
         folder). Raises ``SettingsError`` for a broken pyproject.toml."""
-        given = path.parent if path is not None else Path.cwd()
+        given, name = os.path.split(path) if path is not None else (os.getcwd(), None)
         folder = self._resolved(given)
         naming: ConcreteNaming
         unknown: str | None = None
         if self.naming != "auto":
             naming = self.naming
         else:
-            status = (self._git.committed(folder, path.name) if path is not None
-                      else STANDARD_INPUT)
+            status = self._git.committed(folder, name) if name is not None else STANDARD_INPUT
             if isinstance(status, str):
                 naming, unknown = "database", status
             else:
                 naming = "database" if status else "convention"
         options = self._options.get((given, naming))
         if options is None:
-            options = self._options_for(folder, path.name if path is not None else None, naming)
+            options = self._options_for(folder, name, naming)
             if not options.settings.per_path:
                 self._options[given, naming] = options
         return Resolved(options, unknown)
@@ -136,11 +136,13 @@ class Project:
             naming=naming,
         )
 
-    def _resolved(self, folder: Path) -> Path:
-        """``folder.resolve()``, once per folder: every file of a folder asks."""
-        if folder not in self._folders:
-            self._folders[folder] = folder.resolve()
-        return self._folders[folder]
+    def _resolved(self, folder: str) -> Path:
+        """The real path of ``folder`` ("" is the current folder), once per folder: every
+        file of a folder asks."""
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = Path(folder or os.curdir).resolve()
+        return real
 
     def _settings_for(self, folder: Path) -> Settings:
         if folder not in self._pyprojects:
@@ -461,6 +463,8 @@ class _GitError(Exception):
 
 def _run_git(arguments: list[str], folder: Path, accept: tuple[int, ...] = (0,)) -> str:
     """git's standard output; ``_GitError`` saying why there is none."""
+    import subprocess  # only in a git checkout
+
     try:
         completed = subprocess.run(
             ["git", *arguments],

@@ -18,7 +18,6 @@ import os
 import traceback
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -265,6 +264,9 @@ def _in_pool(
         for item in prepared:
             yield item if isinstance(item, Outcome) else _finish(item, fix_file(item.work), cache)
         return
+    # Imported here: a run the cache answers starts no pool (multiprocessing costs 7 ms).
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(processes) as pool:
         # Small chunks: most files are answered by the pre-filter in microseconds, while the
         # few that hold findings take a parse each.
