@@ -2,8 +2,8 @@
 
 One ``Project`` per run caches what it looked up, per folder (its real path, the nearest
 pyproject.toml and alembic.ini, its git repository) and per git repository (the files of its
-HEAD commit), so that a run costs the same per file whatever the flags: no realpath, no git
-call and no import per file.
+HEAD commit in the folders the run names), so that a run costs the same per file whatever the
+flags: no realpath, no git call and no import per file.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from migrafix.codemod.api import Naming, Options
 from migrafix.settings import (
     Settings,
     SettingsError,
-    find_upward,
     load_pyproject,
 )
 
@@ -32,7 +31,6 @@ __all__ = [
     "Project",
     "Resolved",
     "dialect_from_ini",
-    "find_alembic_ini",
     "known_dialect",
 ]
 
@@ -182,8 +180,8 @@ class Project:
         return self._dialects[ini]
 
     def _find_upward(self, folder: Path, name: str) -> Path | None:
-        """``find_upward``, remembered per folder and shared with the folders below: the
-        folders of a history look at their common parents once."""
+        """``settings.find_upward``, remembered per folder and shared with the folders below:
+        the folders of a history look at their common parents once."""
         key = (name, folder)
         if key not in self._nearest:
             candidate = folder / name
@@ -213,10 +211,6 @@ def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
         return SettingsError(f"metadata = {spec!r} is a {type(target).__name__}, not a MetaData")
     return {str(k): v for k, v in target.naming_convention.items()
             if isinstance(k, str) and isinstance(v, str)}
-
-
-def find_alembic_ini(start: Path) -> Path | None:
-    return find_upward(start, "alembic.ini")
 
 
 def dialect_from_ini(path: Path) -> str | None:
