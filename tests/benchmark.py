@@ -8,7 +8,9 @@ an autogenerate. A script, not a test; one command, from the repository's root:
                                            # the hook on PostgreSQL too
 
 Corpus (tests/corpus.py, fetched on first use): the CLI as a user runs it (a new process each
-time, `--jobs 2`), cold (an empty result cache) and warm (the same run again), next to
+time, `--jobs 2`), cold (an empty result cache) and warm (the same run again), with
+`--naming database --dialect postgresql` and then warm with the default flags (on the corpus,
+which is in no git checkout, and on a copy of it committed to a new git repository), next to
 `black --check` (its own cache empty) and a bare `libcst.parse_module` of every file (one
 process, and two), all on the same files; then the same runs in-process, without the
 interpreter's start and imports, with and without the pre-filter.
@@ -116,6 +118,7 @@ def corpus_figures() -> None:
                                                                        *trees))))
         rows.append((f"migrafix {name} --jobs {JOBS}, warm", timed(cli(*command, *common,
                                                                        *trees), 3)))
+    rows += default_flags(trees, cli, Path(cache))
     small = small_runs(files, cli)
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(empty, ignore_errors=True)
@@ -133,6 +136,58 @@ def corpus_figures() -> None:
     for label, seconds in small:
         print(f"{label:58} {seconds:8.3f}")
     print()
+
+
+def default_flags(
+    trees: Sequence[str], cli: Callable[..., Callable[[], Any]], cache: Path
+) -> list[tuple[str, float]]:
+    """Warm `migrafix check` with the flags a user leaves out (--naming auto: git is asked
+    about every file; the dialect read from alembic.ini), beside the explicit ones: on the
+    corpus as it is (in no git checkout: a warning, every file taken for released), and on a
+    copy committed to a new git repository with Alembic's template alembic.ini (its
+    ``driver://`` URL names no dialect: the default is used). Then the same two in-process:
+    what resolving each file's project costs, without the interpreter's start."""
+    from migrafix.codemod.cache import ResultCache
+    from migrafix.codemod.files import discover
+    from migrafix.codemod.runner import Job, ProjectSpec, run
+
+    checkout = Path(tempfile.mkdtemp(prefix="migrafix-checkout-"))
+    try:
+        copies = [str(checkout / Path(tree).name) for tree in trees]
+        for tree, copy in zip(trees, copies, strict=True):
+            shutil.copytree(tree, copy)
+        (checkout / "alembic.ini").write_text(
+            "[alembic]\nscript_location = %(here)s/alembic\n"
+            "sqlalchemy.url = driver://user:pass@localhost/dbname\n")
+        identity = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com",
+                    "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com"}
+        for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "corpus"]):
+            subprocess.run(["git", *command], cwd=checkout, env={**os.environ, **identity},
+                           check=True, capture_output=True)
+        explicit = ("--jobs", str(JOBS), "--dialect", "postgresql", "--naming", "database")
+        runs = [
+            ("migrafix check, warm, default flags (corpus: not in git)",
+             cli("check", "--jobs", str(JOBS), *trees)),
+            ("migrafix check, warm, explicit flags, a git checkout", cli("check", *explicit,
+                                                                        *copies)),
+            ("migrafix check, warm, default flags, a git checkout",
+             cli("check", "--jobs", str(JOBS), *copies)),
+        ]
+        rows = []
+        for label, action in runs:
+            action()  # fills the cache, if these flags gave other keys
+            rows.append((label, timed(action, 3)))
+        jobs = [Job(c, write=False, diff=False, fix=False) for c in discover(copies)]
+        for flags, spec in (("explicit", ProjectSpec({}, "postgresql", "database")),
+                            ("default", ProjectSpec({}, None, "auto"))):
+            def check(spec: ProjectSpec = spec) -> None:
+                list(run(jobs, spec, JOBS, cache=ResultCache(cache)))
+
+            rows.append((f"in-process check, warm, {flags} flags, a git checkout",
+                         timed(check, 3)))
+        return rows
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
 
 
 def small_runs(

@@ -9,6 +9,7 @@ import ctypes
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -109,9 +110,17 @@ def run_process(
     )
 
 
+def git(cwd: Path, *args: str) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project folder, the current folder, with migrations/versions/ in it."""
+    """An empty project folder, the current folder, with migrations/versions/ in it: a new
+    git repository, so that its revision files are new to git (--naming auto: convention)."""
+    git(tmp_path, "init", "-q", "-b", "main")
     (tmp_path / "migrations" / "versions").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -212,6 +221,11 @@ def test_a_file_named_twice_is_processed_once(
 ) -> None:
     put(project / V / "a1_broken.py", UNPARSEABLE)
     code, _, err = run(capsys, "check", V, f"{V}/a1_broken.py", f"./{V}/a1_broken.py")
+    assert code == 2 and err.count(": error:") == 1
+    # through a linked folder, and a link to the file (found in the folder, and named)
+    (project / "linked").symlink_to(project / V)
+    (project / V / "z_link.py").symlink_to(project / V / "a1_broken.py")
+    code, _, err = run(capsys, "check", V, "linked/a1_broken.py", f"{V}/z_link.py", "linked")
     assert code == 2 and err.count(": error:") == 1
 
 
@@ -646,9 +660,9 @@ def test_check_github_reports_unprocessable_files_as_errors(
 
 
 def test_stdin_clean_is_echoed(project: Path) -> None:
-    done = run_process("rewrite", "-", cwd=project, stdin=CLEAN.encode())
+    done = run_process("rewrite", "--naming", "database", "-", cwd=project, stdin=CLEAN.encode())
     assert (done.returncode, done.stdout, done.stderr) == (0, CLEAN.encode(), b"")
-    done = run_process("check", "-", cwd=project, stdin=CLEAN.encode())
+    done = run_process("check", "--naming", "database", "-", cwd=project, stdin=CLEAN.encode())
     assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
 
 
@@ -931,6 +945,39 @@ def test_dialect_is_read_from_the_nearest_alembic_ini(project: Path) -> None:
     assert Project({}).resolve(project.parent / "elsewhere.py").options.dialect == "postgresql"
 
 
+def test_alembic_ini_dialect_is_read_without_importing_sqlalchemy(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Importing SQLAlchemy's dialects (0.15 s) cost more than a warm check of 1,900 files:
+    a scheme that is neither SQLAlchemy's dialect nor a plugin's (Alembic's template says
+    ``driver://``) is answered without it; only a plugin's dialect is loaded to be checked."""
+    plugins = tmp_path_factory.mktemp("plugins")
+    put(plugins / "fakedb_dialect.py", "from sqlalchemy.engine.default import DefaultDialect\n"
+        "class FakeDialect(DefaultDialect):\n    name = 'fakedb'\n")
+    put(plugins / "fakedb-1.0.dist-info" / "METADATA",
+        "Metadata-Version: 2.1\nName: fakedb\nVersion: 1.0\n")
+    put(plugins / "fakedb-1.0.dist-info" / "entry_points.txt",
+        "[sqlalchemy.dialects]\nfakedb = fakedb_dialect:FakeDialect\n")
+    for folder, url in (("template", "driver://user:pass@localhost/dbname"),
+                        ("sqlite", "sqlite:///app.db"), ("plugin", "fakedb://h/db")):
+        put(project / folder / "alembic.ini", f"[alembic]\nsqlalchemy.url = {url}\n")
+    script = ("import sys; from pathlib import Path; from migrafix.codemod import project\n"
+              "for folder in sys.argv[1:]:\n"
+              "    resolver = project.Project({}, naming='database')\n"
+              "    options = resolver.resolve(Path(folder, 'a.py')).options\n"
+              "    print(folder, options.dialect, 'sqlalchemy' in sys.modules)\n"
+              "from importlib.metadata import entry_points\n"
+              "print(project._plugin_dialects() == "
+              "{e.name for e in entry_points(group='sqlalchemy.dialects')})")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [*os.environ.get("PYTHONPATH", "").split(os.pathsep), str(plugins)])}
+    done = subprocess.run([sys.executable, "-c", script, "template", "sqlite", "plugin"],
+                          cwd=project, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "template postgresql False", "sqlite sqlite False", "plugin fakedb True",
+        "True"]  # the plugins found are importlib.metadata's
+
+
 def test_unknown_dialect_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["check", "--dialect", "driver", "x.py"])
@@ -958,16 +1005,9 @@ def test_dialect_reaches_the_core(project: Path, capsys: pytest.CaptureFixture[s
 # --- naming: auto from git -------------------------------------------------------------------
 
 
-def git(cwd: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
-
-
 @pytest.fixture
 def repo(project: Path) -> Path:
     """A git repository with one committed revision; a staged and an untracked one."""
-    git(project, "init", "-q", "-b", "main")
     put(project / V / "a1_old.py", FK.replace("a1b2c3d4e5f6", "a1"))
     git(project, "add", ".")
     git(project, "commit", "-q", "-m", "old")
@@ -988,8 +1028,6 @@ def test_naming_auto_committed_is_database_else_convention(
               for name in ("a1_old.py", "b2_staged.py", "c3_new.py")}
     assert naming == {"a1_old.py": "database", "b2_staged.py": "convention",
                       "c3_new.py": "convention"}
-    outside = tmp_path_factory.mktemp("outside") / "a1.py"
-    assert resolver.resolve(outside).options.naming == "convention"
     assert Project({}, naming="convention").resolve(repo / V / "a1_old.py").options.naming == (
         "convention")
 
@@ -1010,6 +1048,208 @@ def test_naming_auto_through_the_cli(repo: Path, capsys: pytest.CaptureFixture[s
     assert "fk_order_invoice_id_invoice" not in old and "get_foreign_keys('order')" in old
     assert named_by_convention((repo / V / "b2_staged.py").read_text())
     assert named_by_convention((repo / V / "c3_new.py").read_text())
+
+
+DATABASE_NAME = "order_invoice_id_fkey"  # PostgreSQL's name for FK's unnamed foreign key
+
+
+def fk_files(folder: Path, *revisions: str) -> list[Path]:
+    return [put(folder / f"{rev}_fk.py", FK.replace("a1b2c3d4e5f6", rev)) for rev in revisions]
+
+
+def named_by_the_database(path: Path) -> bool:
+    text = path.read_text()
+    return text.count(DATABASE_NAME) == 2 and "fk_order_invoice_id_invoice" not in text
+
+
+def warning_line(where: str, reason: str, plural: bool = True) -> str:
+    they, were = ("they", "were") if plural else ("it", "was")
+    return (f"migrafix: warning: {where}: {reason}, so whether {they} already ran is unknown; "
+            f"{they} {were} taken for released, constraints named as the database names them "
+            "(--naming database). Pass --naming convention for revisions that have not run "
+            "anywhere.")
+
+
+@pytest.fixture
+def unpacked(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An unpacked wheel (or tarball, or Docker build context): the current folder, in no git
+    checkout, with a history in two folders."""
+    folder = tmp_path_factory.mktemp("unpacked")
+    assert subprocess.run(["git", "rev-parse"], cwd=folder, capture_output=True).returncode
+    fk_files(folder / "app" / "migrations" / "versions", "a1", "b2")
+    fk_files(folder / "app" / "plugin" / "versions", "c3")
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_naming_auto_outside_git_names_as_the_database_and_says_so_once(
+    unpacked: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: every file outside git was taken for one that has not run, silently, and got
+    the convention's names where every deployed database has the database's."""
+    code, _, err = run(capsys, "rewrite", "app")
+    assert code == 1
+    assert err.splitlines() == [
+        *(f"Rewriting {name}" for name in ("app/migrations/versions/a1_fk.py",
+                                           "app/migrations/versions/b2_fk.py",
+                                           "app/plugin/versions/c3_fk.py")),
+        warning_line("3 revision files under app", "not in a git checkout"),
+    ]
+    assert all(named_by_the_database(p) for p in unpacked.rglob("*.py"))
+
+
+def test_naming_auto_outside_git_check_warns_once_before_the_summary(
+    unpacked: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "check", "app/migrations/versions")
+    assert code == 1 and out.count(DATABASE_NAME) == 4 and "fk_order" not in out
+    assert err.splitlines()[0] == warning_line("2 revision files under app/migrations/versions",
+                                               "not in a git checkout")
+    assert err.splitlines()[1].startswith("Found 4 findings in 2 files")
+    code, out, err = run(capsys, "check", "--format", "json", "app/plugin/versions/c3_fk.py")
+    assert json.loads(out) and err == warning_line(
+        "1 revision file under app/plugin/versions", "not in a git checkout", plural=False) + "\n"
+
+
+@pytest.mark.parametrize("naming", ["database", "convention"])
+def test_an_explicit_naming_outside_git_needs_no_warning(
+    unpacked: Path, capsys: pytest.CaptureFixture[str], naming: str
+) -> None:
+    code, _, err = run(capsys, "rewrite", "--naming", naming, "app")
+    assert code == 1 and "warning" not in err
+    files = list(unpacked.rglob("*.py"))
+    if naming == "database":
+        assert all(named_by_the_database(p) for p in files)
+    else:
+        assert all(named_by_convention(p.read_text()) for p in files)
+
+
+def test_naming_auto_in_a_folder_git_ignores(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A history git ignores (a virtualenv's site-packages, a build folder, an unpacked wheel
+    inside a checkout) is no new revision of the project: git cannot say it has not run."""
+    put(repo / ".gitignore", ".venv/\n")
+    git(repo, "add", ".gitignore")
+    vendored = repo / ".venv" / "lib" / "site-packages" / "lib" / "versions"
+    fk_files(vendored, "d4", "e5")
+    resolver = Project({})
+    resolved = resolver.resolve(vendored / "d4_fk.py")
+    assert resolved.options.naming == "database"
+    assert resolved.status_unknown == "ignored by git"
+    assert resolver.resolve(repo / V / "c3_new.py").options.naming == "convention"
+    assert resolver.resolve(repo / V / "a1_old.py").options.naming == "database"
+    code, _, err = run(capsys, "rewrite", V, ".venv/lib/site-packages/lib/versions/e5_fk.py")
+    assert code == 1
+    assert err.splitlines()[-1] == warning_line(
+        "1 revision file under .venv/lib/site-packages/lib/versions", "ignored by git",
+        plural=False)
+    assert named_by_the_database(vendored / "e5_fk.py")
+    assert named_by_convention((repo / V / "c3_new.py").read_text())
+
+
+def test_naming_auto_without_git_on_path(
+    repo: Path, unpacked: Path, tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout git is not there to read; outside a checkout git is not needed to know."""
+    monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("no-git")))
+    resolver = Project({})
+    inside = resolver.resolve(repo / V / "c3_new.py")
+    outside = resolver.resolve(unpacked / "app" / "plugin" / "versions" / "c3_fk.py")
+    assert (inside.options.naming, outside.options.naming) == ("database", "database")
+    assert (inside.status_unknown, outside.status_unknown) == (
+        "git is not installed", "not in a git checkout")
+
+
+@pytest.mark.parametrize("broken", ["gitdir-nowhere", "bare", "head-corrupt", "other-owner"])
+def test_naming_auto_in_a_repository_git_cannot_read(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    broken: str
+) -> None:
+    """git's own message says why; the files are taken for released."""
+    if broken == "other-owner":  # a checkout mounted into a container, or unpacked by root
+        if os.geteuid() != 0:
+            pytest.skip("only root can give the checkout to another user")
+        for configuration in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"):  # no safe.directory
+            monkeypatch.setenv(configuration, os.devnull)
+        for path in (repo, *repo.rglob("*")):
+            os.lchown(path, 65534, 65534)
+        message = f"git failed: fatal: detected dubious ownership in repository at '{repo}'"
+    elif broken == "gitdir-nowhere":  # a worktree whose repository was moved or deleted
+        shutil.rmtree(repo / ".git")
+        put(repo / ".git", "gitdir: /nonexistent/.git/worktrees/x\n")
+        message = "git failed: fatal: not a git repository: /nonexistent/.git/worktrees/x"
+    elif broken == "bare":
+        git(repo, "config", "core.bare", "true")
+        message = "git failed: fatal: this operation must be run in a work tree"
+    else:
+        head = subprocess.run(["git", "rev-parse", "HEAD^{tree}"], cwd=repo, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        (repo / ".git" / "objects" / head[:2] / head[2:]).unlink()
+        message = "git failed: fatal: not a tree object"
+    resolved = Project({}).resolve(repo / V / "c3_new.py")
+    assert resolved.options.naming == "database"
+    assert resolved.status_unknown is not None and resolved.status_unknown.startswith(message)
+    code, _, err = run(capsys, "rewrite", V)
+    assert code == 1
+    assert err.splitlines()[-1] == warning_line(f"3 revision files under {V}",
+                                                resolved.status_unknown)
+    assert all(named_by_the_database(p) for p in (repo / V).glob("*.py"))
+
+
+def test_naming_auto_lists_what_the_run_asks_about_and_more_when_asked(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """git lists HEAD's files in the folders the run announced (pre-commit names a few files
+    of what may be a large repository); a folder it did not announce is listed when asked
+    about, and a repository inside the repository (a submodule) answers for its own files."""
+    fk_files(repo / "plugins" / "versions", "p1")
+    inner = repo / "vendor" / "lib"
+    inner.mkdir(parents=True)
+    git(inner, "init", "-q", "-b", "main")
+    fk_files(inner / "versions", "i1")
+    git(inner, "add", ".")
+    git(inner, "commit", "-q", "-m", "inner")
+    git(repo, "add", "plugins")
+    git(repo, "commit", "-q", "-m", "plugins")
+    fk_files(repo / "plugins" / "versions", "p2")  # new
+    resolver = Project({})
+    resolver.expect([repo / V / "a1_old.py"])
+    naming = {path.relative_to(repo).as_posix(): resolver.resolve(path).options.naming
+              for path in (repo / V / "a1_old.py", repo / V / "c3_new.py",
+                           repo / "plugins" / "versions" / "p1_fk.py",
+                           repo / "plugins" / "versions" / "p2_fk.py",
+                           inner / "versions" / "i1_fk.py")}
+    assert naming == {f"{V}/a1_old.py": "database", f"{V}/c3_new.py": "convention",
+                      "plugins/versions/p1_fk.py": "database",
+                      "plugins/versions/p2_fk.py": "convention",
+                      "vendor/lib/versions/i1_fk.py": "database"}
+
+
+def test_naming_auto_through_a_symlinked_folder(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """git knows the files by their real folder: a link to the history is the same history."""
+    link = tmp_path_factory.mktemp("links") / "versions"
+    link.symlink_to(repo / V)
+    resolver = Project({})
+    naming = {name: resolver.resolve(link / name).options.naming
+              for name in ("a1_old.py", "b2_staged.py", "c3_new.py")}
+    assert naming == {"a1_old.py": "database", "b2_staged.py": "convention",
+                      "c3_new.py": "convention"}
+
+
+def test_naming_auto_on_standard_input_names_as_the_database_and_says_so(
+    project: Path,
+) -> None:
+    done = run_process("rewrite", "-", cwd=project, stdin=FK.encode())
+    assert done.returncode == 1 and done.stdout.decode().count(DATABASE_NAME) == 2
+    assert done.stderr.decode().splitlines() == [
+        "migrafix: warning: standard input: no path to ask git about, so whether it already "
+        "ran is unknown; it was taken for released, constraints named as the database names "
+        "them (--naming database). Pass --naming convention for revisions that have not run "
+        "anywhere."]
 
 
 # --- report formats --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from migrafix.codemod.report import (
     json_findings,
     summary,
     text_finding,
+    unknown_status,
 )
 from migrafix.codemod.runner import Job, Outcome, ProjectSpec, run
 from migrafix.codemod.split_parts import orphaned_parts
@@ -83,8 +84,10 @@ def _common_options() -> argparse.ArgumentParser:
         "--naming", choices=("auto", "convention", "database"), default="auto",
         help="how unnamed constraints get their name: 'convention' (the naming convention: a "
         "revision that has not run anywhere yet), 'database' (the name the database gave them "
-        "when the revision ran). 'auto' (default), per file: 'database' if git's HEAD commit "
-        "has the file, else 'convention'",
+        "when the revision ran). 'auto' (default), per file: 'convention' if git has it as a "
+        "new file (untracked or staged), 'database' if git's HEAD commit has it, and "
+        "'database' with a warning when git cannot say (not in a git checkout, ignored by "
+        "git, git missing or failing, standard input)",
     )
     common.add_argument(
         "-j", "--jobs", type=_jobs, default=1, metavar="N",
@@ -261,9 +264,20 @@ class _Errors:
                 print(github_error(None, reason))
 
 
-def _warnings(outcome: Outcome) -> None:
-    for warning in outcome.warnings:
-        print(f"{outcome.name}: warning: {warning}", file=sys.stderr)
+class _UnknownStatus:
+    """The files ``--naming auto`` took for released because git could not say, by reason:
+    one warning for each reason at the end of the run, not one per file."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, list[str]] = {}
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status_unknown is not None:
+            self.names.setdefault(outcome.status_unknown, []).append(outcome.name)
+
+    def warn(self) -> None:
+        for reason, names in self.names.items():
+            print(unknown_status(reason, names), file=sys.stderr)
 
 
 def _print_bytes(data: bytes) -> None:
@@ -275,8 +289,9 @@ def _print_bytes(data: bytes) -> None:
 def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
     error = _Errors()
     changed = False
+    unknown = _UnknownStatus()
     for outcome in outcomes:
-        _warnings(outcome)
+        unknown.add(outcome)
         if outcome.status == "error":
             error(outcome)
         elif outcome.status == "changed":
@@ -289,6 +304,7 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
                 print(f"Rewriting {outcome.name}", file=sys.stderr)
         if outcome.output is not None:
             _print_bytes(outcome.output)
+    unknown.warn()
     if error.any:
         return 2
     return int(changed and not args.exit_zero_even_if_changed)
@@ -301,9 +317,10 @@ def _report_check(
     files = 0
     github = args.format == "github"
     error = _Errors(github)
+    unknown = _UnknownStatus()
     reports = []
     for outcome in outcomes:
-        _warnings(outcome)
+        unknown.add(outcome)
         if outcome.status == "error":
             error(outcome)
         reports.append((outcome.name, outcome.findings))
@@ -319,7 +336,8 @@ def _report_check(
                 print(github_finding(name, finding))
     if args.format == "json":
         print(json_findings(found))
-    elif args.format == "text" and found:
+    unknown.warn()
+    if args.format == "text" and found:
         print(summary([f for _, f in found], files), file=sys.stderr)
     if error.any:
         return 2

@@ -80,6 +80,18 @@ def discover(arguments: Sequence[str]) -> Iterator[Candidate]:
     yielded as it is: reading it reports the error.
     """
     seen: set[str] = set()
+    real_folders: dict[str, str] = {}  # pre-commit names every file: one realpath per folder
+
+    def real_path(path: str) -> str:
+        """The file's real path: its folder's, resolved once per folder, joined to its name,
+        unless the file itself is a symlink."""
+        if os.path.islink(path):
+            return os.path.realpath(path)
+        folder, name = os.path.split(path)
+        real = real_folders.get(folder)
+        if real is None:
+            real = real_folders[folder] = os.path.realpath(folder or os.curdir)
+        return os.path.join(real, name)
 
     def first_time(key: str) -> bool:
         if key in seen:
@@ -91,35 +103,46 @@ def discover(arguments: Sequence[str]) -> Iterator[Candidate]:
         if argument == STDIN:
             yield Candidate(STDIN, None, explicit=True)
         elif os.path.isdir(argument):
-            for found, key in _walk(argument):
-                if first_time(key):
+            for found in _walk(argument):
+                if first_time(real_path(found)):
                     yield Candidate(found, Path(found), explicit=False)
-        elif first_time(os.path.realpath(argument)):
+        elif first_time(real_path(argument)):
             yield Candidate(argument, Path(argument), explicit=True)
 
 
-def _walk(top: str) -> Iterator[tuple[str, str]]:
-    """Each ``.py`` file below ``top``, with its real path (the folder's real path, resolved
-    once per folder, joined to the name, unless the file itself is a symlink)."""
+def _walk(top: str) -> Iterator[str]:
+    """Each ``.py`` file below ``top``."""
     for directory, subdirectories, filenames in os.walk(top):
         subdirectories[:] = sorted(
             d for d in subdirectories if d not in _SKIPPED_DIRECTORIES and not d.startswith(".")
         )
-        real_directory = os.path.realpath(directory)
         for filename in sorted(filenames):
             if filename.endswith(".py"):
-                path = os.path.join(directory, filename)
-                real = (os.path.realpath(path) if os.path.islink(path)
-                        else os.path.join(real_directory, filename))
-                yield path, real
+                yield os.path.join(directory, filename)
+
+
+# Non-blocking: opening a FIFO returns at once (and is then refused) instead of waiting for a
+# writer. Binary: no newline translation where the C library would make one (Windows).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
 def read_bytes(path: Path) -> bytes:
-    """A regular file's bytes; ``OSError`` for anything else (opening a FIFO would block)."""
-    if not stat.S_ISREG(path.stat().st_mode):
-        raise OSError("not a regular file")
-    with path.open("rb") as fh:
-        return fh.read()
+    """A regular file's bytes; ``OSError`` for anything else. On a descriptor, not a file
+    object: half the cost, which is a tenth of a warm run."""
+    descriptor = os.open(path, _READ_FLAGS)
+    try:
+        size = os.fstat(descriptor)
+        if not stat.S_ISREG(size.st_mode):
+            raise OSError("not a regular file")
+        data = os.read(descriptor, size.st_size + 1)
+        if len(data) <= size.st_size:  # a regular file's short read is its end
+            return data
+        chunks = [data]  # it grew since fstat
+        while chunk := os.read(descriptor, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True)

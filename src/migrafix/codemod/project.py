@@ -1,19 +1,20 @@
 """What a file's project says: its settings, its database dialect, whether git has it.
 
-One ``Project`` per run (and per worker process) caches what it looked up: the nearest
-pyproject.toml per folder, the nearest alembic.ini per folder, the files in each git
-repository's HEAD commit.
+One ``Project`` per run caches what it looked up, per folder (its real path, the nearest
+pyproject.toml and alembic.ini, its git repository) and per git repository (the files of its
+HEAD commit in the folders the run names), so that a run costs the same per file whatever the
+flags: no realpath, no git call and no import per file.
 """
 
 from __future__ import annotations
 
 import configparser
 import dataclasses
+import functools
 import importlib
 import os
-import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,8 +23,6 @@ from migrafix.codemod.api import Naming, Options
 from migrafix.settings import (
     Settings,
     SettingsError,
-    find_pyproject,
-    find_upward,
     load_pyproject,
 )
 
@@ -32,7 +31,6 @@ __all__ = [
     "Project",
     "Resolved",
     "dialect_from_ini",
-    "find_alembic_ini",
     "known_dialect",
 ]
 
@@ -45,13 +43,26 @@ ConcreteNaming = Literal["convention", "database"]
 @dataclass(frozen=True)
 class Resolved:
     options: Options
-    warnings: tuple[str, ...] = ()
+    # Under --naming auto, why git could not say whether the file is committed: it was then
+    # taken for a revision that already ran ("database"). None when git could say.
+    status_unknown: str | None = None
+
+
+# Why --naming auto cannot ask git about a file (``Resolved.status_unknown``).
+NOT_IN_GIT = "not in a git checkout"
+NO_GIT = "git is not installed"
+IGNORED = "ignored by git"
+STANDARD_INPUT = "no path to ask git about"
 
 
 class Project:
     """Resolves ``Options`` per file: ``[tool.migrafix]`` of the nearest pyproject.toml, then
     the command line's settings; the dialect given or read from the nearest alembic.ini; the
-    naming given, or for "auto" whether git's HEAD commit has the file."""
+    naming given, or for "auto" what git says of the file: "database" if its repository's
+    HEAD commit has it, "convention" if it is new to git (untracked, or only staged), and
+    "database" when git cannot say (``Resolved.status_unknown``): a revision that already ran
+    must keep the names deployed databases have, and the database's name is also what a
+    revision that has not run would get."""
 
     def __init__(
         self,
@@ -66,52 +77,74 @@ class Project:
         Settings().merged(self.command_line, COMMAND_LINE)
         self._pyprojects: dict[Path, Path | None] = {}
         self._settings: dict[Path | None, Settings | SettingsError] = {}
-        self._dialects: dict[Path, str] = {}
+        self._nearest: dict[tuple[str, Path], Path | None] = {}
+        self._dialects: dict[Path | None, str] = {}  # per alembic.ini
         self._git = _Git()
         self._conventions: dict[str, dict[str, str] | SettingsError] = {}
-        self._folders: dict[Path, Path] = {}
+        # Per folder as given (a string: a Path costs more to build and hash than the rest of
+        # a file's resolution), its real path; and with a naming, the Options its files share.
+        self._folders: dict[str, Path] = {}
+        self._options: dict[tuple[str, ConcreteNaming], Options] = {}
+
+    def expect(self, paths: Iterable[Path]) -> None:
+        """The files the run will resolve: git is asked about their folders at once, rather
+        than about the whole repository."""
+        if self.naming == "auto":
+            folders = {os.path.dirname(path) for path in paths}
+            self._git.expect(self._resolved(folder) for folder in folders)
 
     def resolve(self, path: Path | None) -> Resolved:
         """Options for the file at ``path`` (``None``: standard input, seen from the current
-        folder, never committed). Raises ``SettingsError`` for a broken pyproject.toml."""
-        folder = self._resolved(path.parent if path is not None else Path.cwd())
-        warnings: list[str] = []
+        folder). Raises ``SettingsError`` for a broken pyproject.toml."""
+        given, name = os.path.split(path) if path is not None else (os.getcwd(), None)
+        folder = self._resolved(given)
         naming: ConcreteNaming
+        unknown: str | None = None
         if self.naming != "auto":
             naming = self.naming
-        elif path is None:
-            naming = "convention"
         else:
-            committed, warning = self._git.committed(path.resolve())
-            naming = "database" if committed else "convention"
-            if warning:
-                warnings.append(warning)
+            status = self._git.committed(folder, name) if name is not None else STANDARD_INPUT
+            if isinstance(status, str):
+                naming, unknown = "database", status
+            else:
+                naming = "database" if status else "convention"
+        options = self._options.get((given, naming))
+        if options is None:
+            options = self._options_for(folder, name, naming)
+            if not options.settings.per_path:
+                self._options[given, naming] = options
+        return Resolved(options, unknown)
+
+    def _options_for(self, folder: Path, name: str | None, naming: ConcreteNaming) -> Options:
         settings = self._settings_for(folder)
         root = self._pyprojects.get(folder)
-        if path is not None and root is not None and settings.per_path:
+        if name is not None and root is not None and settings.per_path:
+            # the file as the globs see it: a symlinked revision is the link's path
+            real_path = folder / name
             try:
-                relative = path.resolve().relative_to(root.parent).as_posix()
+                relative = real_path.relative_to(root.parent).as_posix()
             except ValueError:
-                relative = path.as_posix()
+                relative = real_path.as_posix()
             settings = settings.for_path(relative)
         if settings.metadata:
             settings = self._with_model_convention(settings, root)
-        options = Options(
+        return Options(
             settings=settings,
             dialect=self.dialect or self._dialect_for(folder),
             naming=naming,
         )
-        return Resolved(options, tuple(warnings))
 
-    def _resolved(self, folder: Path) -> Path:
-        """``folder.resolve()``, once per folder: every file of a folder asks."""
-        if folder not in self._folders:
-            self._folders[folder] = folder.resolve()
-        return self._folders[folder]
+    def _resolved(self, folder: str) -> Path:
+        """The real path of ``folder`` ("" is the current folder), once per folder: every
+        file of a folder asks."""
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = Path(folder or os.curdir).resolve()
+        return real
 
     def _settings_for(self, folder: Path) -> Settings:
         if folder not in self._pyprojects:
-            self._pyprojects[folder] = find_pyproject(folder)
+            self._pyprojects[folder] = self._find_upward(folder, "pyproject.toml")
         pyproject = self._pyprojects[folder]
         if pyproject not in self._settings:
             try:
@@ -141,10 +174,24 @@ class Project:
             settings, naming_convention={**settings.naming_convention, **convention})
 
     def _dialect_for(self, folder: Path) -> str:
-        if folder not in self._dialects:
-            ini = find_alembic_ini(folder)
-            self._dialects[folder] = (dialect_from_ini(ini) if ini else None) or DEFAULT_DIALECT
-        return self._dialects[folder]
+        ini = self._find_upward(folder, "alembic.ini")
+        if ini not in self._dialects:
+            self._dialects[ini] = (dialect_from_ini(ini) if ini else None) or DEFAULT_DIALECT
+        return self._dialects[ini]
+
+    def _find_upward(self, folder: Path, name: str) -> Path | None:
+        """``settings.find_upward``, remembered per folder and shared with the folders below:
+        the folders of a history look at their common parents once."""
+        key = (name, folder)
+        if key not in self._nearest:
+            candidate = folder / name
+            if candidate.is_file():
+                self._nearest[key] = candidate
+            elif folder.parent == folder:
+                self._nearest[key] = None
+            else:
+                self._nearest[key] = self._find_upward(folder.parent, name)
+        return self._nearest[key]
 
 
 def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
@@ -164,10 +211,6 @@ def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
         return SettingsError(f"metadata = {spec!r} is a {type(target).__name__}, not a MetaData")
     return {str(k): v for k, v in target.naming_convention.items()
             if isinstance(k, str) and isinstance(v, str)}
-
-
-def find_alembic_ini(start: Path) -> Path | None:
-    return find_upward(start, "alembic.ini")
 
 
 def dialect_from_ini(path: Path) -> str | None:
@@ -194,18 +237,50 @@ _BUILT_IN_DIALECTS = frozenset({"mssql", "mysql", "oracle", "postgresql", "sqlit
 
 
 def known_dialect(name: str) -> bool:
-    """Whether SQLAlchemy (or an installed plugin) has a dialect called ``name``."""
+    """Whether SQLAlchemy (or an installed plugin) has a dialect called ``name``. SQLAlchemy
+    is imported (0.15 s, half a warm check of the corpus) only to load a plugin's
+    dialect: a name that is neither SQLAlchemy's nor a plugin's (Alembic's template says
+    ``driver://``) is answered without it."""
     if not name or not name.replace("_", "").isalnum():
         return False
-    if name in _BUILT_IN_DIALECTS:  # without importing SQLAlchemy: the CLI starts faster
+    if name in _BUILT_IN_DIALECTS:
         return True
+    if name not in _plugin_dialects():
+        return False
     from sqlalchemy.dialects import registry
 
     try:
         registry.load(name)
-    except Exception:  # NoSuchModuleError, or a plugin that fails to import
+    except Exception:  # a plugin that fails to import
         return False
     return True
+
+
+@functools.cache
+def _plugin_dialects() -> frozenset[str]:
+    """The names of the ``sqlalchemy.dialects`` entry points, where SQLAlchemy's registry
+    looks for a dialect it does not have: read from the ``entry_points.txt`` of each
+    distribution on ``sys.path``, as importlib.metadata finds them (pip installs no zipped
+    eggs), without importing it: with the email and zipfile modules it brings, 0.03 s, a
+    tenth of a warm run."""
+    names: set[str] = set()
+    for entry in sys.path:
+        try:
+            listing = os.listdir(entry or os.curdir)
+        except OSError:  # not a folder (a zip file), or gone
+            continue
+        for name in listing:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            parser = configparser.RawConfigParser(delimiters=("=",))
+            parser.optionxform = str  # type: ignore[assignment,method-assign]
+            try:
+                parser.read(os.path.join(entry, name, "entry_points.txt"), encoding="utf-8")
+            except (configparser.Error, OSError, UnicodeDecodeError):
+                continue
+            if parser.has_section("sqlalchemy.dialects"):
+                names.update(parser.options("sqlalchemy.dialects"))
+    return frozenset(names)
 
 
 # Variables git sets for hooks (GIT_DIR, GIT_INDEX_FILE, ...) point at the repository the hook
@@ -222,65 +297,168 @@ def _git_env() -> dict[str, str]:
 
 
 class _Git:
-    """Whether a file is in its repository's HEAD commit: one ``git ls-tree`` per repository."""
+    """What git says of a file: committed (True), new to git (False), or why it cannot say.
+
+    A folder's repository is found by looking for ``.git`` in it and above it, once per
+    folder: outside a checkout no git runs at all. Then, per repository, one ``git rev-parse``
+    (its top level and HEAD) and one ``git ls-tree`` listing HEAD's files in the folders the
+    run will ask about (``expect``: pre-commit names a few files of what may be a large
+    repository); and only for a folder holding a file HEAD does not have, one
+    ``git ls-files`` telling a new file (untracked or staged) from one git ignores.
+    """
 
     def __init__(self) -> None:
-        self._toplevels: dict[Path, Path | str | None] = {}
-        self._trees: dict[Path, frozenset[str] | str] = {}
+        self._roots: dict[Path, Path | None] = {}
+        self._repositories: dict[Path, _Repository | str] = {}
+        # per folder: its repository and its path from the top level ("a/b/"), or why not
+        self._folders: dict[Path, tuple[_Repository, str] | str] = {}
+        self._new: dict[Path, frozenset[str] | str] = {}  # per folder: the files new to git
+        self._expected: set[Path] = set()
 
-    def committed(self, path: Path) -> tuple[bool, str | None]:
-        """(committed, warning): outside git, or git unable to say, is "not committed"."""
-        toplevel = self._toplevel(path.parent)
-        if toplevel is None:
-            return False, None
-        if isinstance(toplevel, str):
-            return False, self._warning(toplevel)
-        tree = self._tree(toplevel)
-        if isinstance(tree, str):
-            return False, self._warning(tree)
-        try:
-            relative = path.relative_to(toplevel).as_posix()
-        except ValueError:
-            return False, None
-        return relative in tree, None
+    def expect(self, folders: Iterable[Path]) -> None:
+        """Resolved folders the run will ask about: listed together."""
+        self._expected.update(folders)
+
+    def committed(self, folder: Path, name: str) -> bool | str:
+        """Whether HEAD has the file ``name`` of the resolved ``folder``."""
+        place = self._folders.get(folder)
+        if place is None:
+            place = self._folders[folder] = self._place(folder)
+        if isinstance(place, str):
+            return place
+        repository, prefix = place
+        relative = prefix + name
+        if relative in repository.committed:
+            return True
+        new = self._new_to_git(folder, repository, prefix)
+        if isinstance(new, str):
+            return new
+        return False if relative in new else IGNORED
+
+    def _place(self, folder: Path) -> tuple[_Repository, str] | str:
+        root = self._root(folder)
+        if root is None:
+            return NOT_IN_GIT
+        repository = self._repositories.get(root)
+        if repository is None:
+            repository = self._repositories[root] = _Repository.read(root)
+        if isinstance(repository, str):
+            return repository
+        relative = repository.relative(folder)
+        if relative is None:  # a work tree elsewhere (core.worktree): git does not have it
+            return f"outside its git work tree {repository.toplevel}"
+        failure = repository.list(relative, self._expected)
+        if failure is not None:
+            return failure
+        return repository, "" if relative == "." else f"{relative}/"
+
+    def _root(self, folder: Path) -> Path | None:
+        """The nearest folder at or above ``folder`` that holds a ``.git``."""
+        if folder not in self._roots:
+            if os.path.lexists(folder / ".git"):
+                self._roots[folder] = folder
+            elif folder.parent == folder:
+                self._roots[folder] = None
+            else:
+                self._roots[folder] = self._root(folder.parent)
+        return self._roots[folder]
+
+    def _new_to_git(
+        self, folder: Path, repository: _Repository, prefix: str
+    ) -> frozenset[str] | str:
+        """The files below ``folder`` in git's index, or untracked and not ignored."""
+        if folder not in self._new:
+            try:
+                listed = _run_git(["--literal-pathspecs", "ls-files", "-z", "--cached",
+                                   "--others", "--exclude-standard", "--full-name", "--",
+                                   prefix or "."], repository.toplevel)
+            except _GitError as exc:
+                self._new[folder] = exc.reason
+            else:
+                self._new[folder] = frozenset(n for n in listed.split("\0") if n)
+        return self._new[folder]
+
+
+class _Repository:
+    """A repository's top level, and the files of its HEAD commit in the folders listed."""
+
+    def __init__(self, toplevel: Path, head: str | None) -> None:
+        self.toplevel = toplevel
+        self.head = head  # None: no commit yet, nothing released
+        self.committed: set[str] = set()  # paths relative to ``toplevel``
+        self._listed: set[str] = set()  # folders whose files (all below) are in ``committed``
+        self._failure: str | None = None
 
     @staticmethod
-    def _warning(reason: str) -> str:
-        return (
-            f"git cannot say whether it is committed ({reason}); naming constraints by the "
-            "naming convention (pass --naming database if this revision already ran anywhere)"
-        )
+    def read(root: Path) -> _Repository | str:
+        """The repository whose ``.git`` is in ``root``, or why git cannot read it."""
+        # --verify -q: no HEAD (no commit yet) is exit 1 and no message; a broken or bare
+        # repository is git's own message.
+        try:
+            lines = _run_git(["rev-parse", "--show-toplevel", "--verify", "-q", "HEAD"], root,
+                             accept=(0, 1)).splitlines()
+        except _GitError as exc:
+            return exc.reason
+        if not lines:
+            return "git failed: rev-parse printed no top level"
+        return _Repository(Path(lines[0]).resolve(), lines[1] if len(lines) > 1 else None)
 
-    def _toplevel(self, folder: Path) -> Path | str | None:
-        if folder not in self._toplevels:
-            result = _run_git(["rev-parse", "--show-toplevel"], folder)
-            if result is None or "not a git repository" in result[1].lower():
-                self._toplevels[folder] = None
-            elif result[0] != 0:
-                self._toplevels[folder] = _first_line(result[1])
-            else:
-                self._toplevels[folder] = Path(result[2].strip()).resolve()
-        return self._toplevels[folder]
+    def relative(self, folder: Path) -> str | None:
+        """``folder`` from the top level ("." for the top), ``None`` if it is not below it."""
+        try:
+            return folder.relative_to(self.toplevel).as_posix()
+        except ValueError:
+            return None
 
-    def _tree(self, toplevel: Path) -> frozenset[str] | str:
-        if toplevel not in self._trees:
-            head = _run_git(["rev-parse", "--verify", "--quiet", "HEAD"], toplevel)
-            if head is None or head[0] != 0:  # no commit yet: nothing is committed
-                self._trees[toplevel] = frozenset()
-            else:
-                listed = _run_git(["ls-tree", "-r", "-z", "--name-only", "--full-tree", "HEAD"],
-                                  toplevel)
-                if listed is None:
-                    self._trees[toplevel] = frozenset()
-                elif listed[0] != 0:
-                    self._trees[toplevel] = _first_line(listed[1])
-                else:
-                    self._trees[toplevel] = frozenset(n for n in listed[2].split("\0") if n)
-        return self._trees[toplevel]
+    def list(self, folder: str, expected: Iterable[Path]) -> str | None:
+        """Makes ``committed`` hold HEAD's files below ``folder``, listed in one call with
+        the ``expected`` folders of this repository not listed yet; or says why git could
+        not list them."""
+        if self.head is None or self._failure is not None or self._covers(folder):
+            return self._failure
+        wanted = {folder}
+        for other in expected:
+            relative = self.relative(other)
+            if relative is not None and not self._covers(relative):
+                wanted.add(relative)
+        # below a folder asked for already (ls-tree -r lists all of it): not asked again
+        folders = [f for f in sorted(wanted) if not any(
+            parent in wanted for parent in _parents(f))]
+        try:
+            for start in range(0, len(folders), 1000):  # far below any command-line limit
+                listed = _run_git(["--literal-pathspecs", "ls-tree", "-r", "-z", "--name-only",
+                                   "--full-tree", self.head, "--", *folders[start:start + 1000]],
+                                  self.toplevel)
+                self.committed.update(n for n in listed.split("\0") if n)
+        except _GitError as exc:
+            self._failure = exc.reason
+            return self._failure
+        self._listed.update(folders)
+        return None
+
+    def _covers(self, folder: str) -> bool:
+        return folder in self._listed or any(p in self._listed for p in _parents(folder))
 
 
-def _run_git(arguments: list[str], folder: Path) -> tuple[int, str, str] | None:
-    """(exit status, stderr, stdout); ``None`` when git is not installed."""
+def _parents(folder: str) -> list[str]:
+    """The folders above ``folder`` (a path from the top level), up to the top, ".": a/b/c
+    has a/b, a and "."."""
+    if folder == ".":
+        return []
+    parts = folder.split("/")
+    return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)] + ["."]
+
+
+class _GitError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _run_git(arguments: list[str], folder: Path, accept: tuple[int, ...] = (0,)) -> str:
+    """git's standard output; ``_GitError`` saying why there is none."""
+    import subprocess  # only in a git checkout
+
     try:
         completed = subprocess.run(
             ["git", *arguments],
@@ -293,9 +471,11 @@ def _run_git(arguments: list[str], folder: Path) -> tuple[int, str, str] | None:
             check=False,
         )
     except FileNotFoundError:
-        return None
-    return completed.returncode, completed.stderr, completed.stdout
-
-
+        raise _GitError(NO_GIT) from None
+    except OSError as exc:
+        raise _GitError(f"git cannot run: {exc.strerror or exc}") from None
+    if completed.returncode not in accept:
+        raise _GitError(f"git failed: {_first_line(completed.stderr)}")
+    return completed.stdout
 def _first_line(text: str) -> str:
     return text.strip().partition("\n")[0] or "git failed"

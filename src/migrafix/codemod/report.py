@@ -5,9 +5,11 @@ from __future__ import annotations
 import difflib
 import io
 import json
+import os
 from collections.abc import Iterable, Sequence
 
 from migrafix.codemod.api import FileFinding
+from migrafix.codemod.files import STDIN
 
 __all__ = [
     "FIXABLE",
@@ -18,6 +20,7 @@ __all__ = [
     "summary",
     "text_finding",
     "unified_diff",
+    "unknown_status",
 ]
 
 # The suffix of a finding: whether `migrafix rewrite` fixes it, as run or given an option.
@@ -53,6 +56,28 @@ def summary(findings: Sequence[FileFinding], files: int) -> str:
     return (
         f"Found {len(findings)} {noun} in {where}; {fixable} fixable by `migrafix rewrite`,"
         f"{more} {len(findings) - fixable - with_option} to fix by hand."
+    )
+
+
+def unknown_status(reason: str, names: Sequence[str]) -> str:
+    """The one line saying that ``--naming auto`` took these files for released because git
+    could not say whether they are committed (``reason``), and how to choose instead."""
+    if list(names) == [STDIN]:
+        where = "standard input"
+    else:
+        folders = {os.path.dirname(name) for name in names}
+        try:
+            folder = os.path.commonpath(folders)
+        except ValueError:  # relative and absolute names
+            folder = os.path.commonpath({os.path.abspath(f) for f in folders})
+        noun = "revision file" if len(names) == 1 else "revision files"
+        where = f"{len(names):,} {noun} under {folder or os.curdir}"
+    they, were = ("it", "was") if len(names) == 1 else ("they", "were")
+    return (
+        f"migrafix: warning: {where}: {reason}, so whether {they} already ran is unknown; "
+        f"{they} {were} taken for released, constraints named as the database names them "
+        "(--naming database). Pass --naming convention for revisions that have not run "
+        "anywhere."
     )
 
 

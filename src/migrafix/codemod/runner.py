@@ -18,7 +18,6 @@ import os
 import traceback
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -78,10 +77,11 @@ class Outcome:
     findings: tuple[FileFinding, ...] = ()
     diff: str | None = None
     output: bytes | None = None  # for standard input: what to print on standard output
-    warnings: tuple[str, ...] = ()
     # The error is the settings' (a pyproject.toml, the models it names), not the file's:
     # every file they govern has it, and it is said once.
     in_settings: bool = False
+    # --naming auto: why git could not say whether the file is committed (``Resolved``)
+    status_unknown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class _Fixed:
 class _Pending:
     job: Job
     work: _Work
-    warnings: tuple[str, ...]
+    status_unknown: str | None
     key: str | None  # the cache key, when there is a cache
 
 
@@ -191,7 +191,7 @@ def _prepare(
         return Outcome(name, "error", str(exc), output=echo, in_settings=True)
     work = _Work(name, data, resolved.options, prefilter, job.fix)
     key = cache.key(data, resolved.options) if cache is not None else None
-    pending = _Pending(job, work, resolved.warnings, key)
+    pending = _Pending(job, work, resolved.status_unknown, key)
     if cache is not None and key is not None:
         entry = cache.get(key)
         if entry is not None and (entry.complete or not job.fix):
@@ -205,7 +205,7 @@ def _finish(pending: _Pending, fixed: _Fixed, cache: ResultCache | None) -> Outc
     name, data = work.name, work.data
     stdin = job.candidate.path is None
     echo = data if stdin and job.write else None
-    more: dict[str, Any] = {"warnings": pending.warnings}
+    more: dict[str, Any] = {"status_unknown": pending.status_unknown}
     if fixed.entry is None:
         return Outcome(name, "error", fixed.error, findings=fixed.findings, output=echo, **more)
     entry = fixed.entry
@@ -252,6 +252,7 @@ def run(
     ``SettingsError`` at once for bad command-line settings, before any file is read.
     ``prefilter=False`` parses every file (the corpus test proves both give the same)."""
     project = spec.build()
+    project.expect(job.candidate.path for job in jobs if job.candidate.path is not None)
     if processes == 0:
         processes = os.cpu_count() or 1
     if processes <= 1 or len(jobs) <= 1:
@@ -273,6 +274,9 @@ def _in_pool(
         for item in prepared:
             yield item if isinstance(item, Outcome) else _finish(item, fix_file(item.work), cache)
         return
+    # Imported here: a run the cache answers starts no pool (multiprocessing costs 7 ms).
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(processes) as pool:
         # Small chunks: most files are answered by the pre-filter in microseconds, while the
         # few that hold findings take a parse each.
