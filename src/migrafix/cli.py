@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from migrafix import __version__
 from migrafix.codemod.api import FileFinding
 from migrafix.codemod.cache import ResultCache
 from migrafix.codemod.files import STDIN, discover
@@ -98,6 +99,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="migrafix", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"migrafix {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("rules", help="list the rules")
     explain = commands.add_parser("explain", help="print a rule's page")
