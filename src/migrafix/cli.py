@@ -16,6 +16,7 @@ from migrafix.codemod.report import (
     github_error,
     github_finding,
     json_findings,
+    sarif_log,
     summary,
     text_finding,
 )
@@ -129,8 +130,9 @@ def _parser() -> argparse.ArgumentParser:
         "status: 0 no findings, 1 findings, 2 a file could not be processed.",
     )
     check.add_argument(
-        "--format", choices=("text", "json", "github"), default="text",
-        help="text lines (default), a JSON array, or GitHub Actions annotations",
+        "--format", choices=("text", "json", "github", "sarif"), default="text",
+        help="text lines (default), a JSON array, GitHub Actions annotations, or a SARIF 2.1.0 "
+        "log for GitHub code scanning",
     )
     return parser
 
@@ -238,6 +240,7 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
 
 def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
     errors = False
+    unprocessed: list[tuple[str, str]] = []  # for SARIF: (file, reason)
     found: list[tuple[str, FileFinding]] = []
     files = 0
     github = args.format == "github"
@@ -246,6 +249,7 @@ def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
         if outcome.status == "error":
             errors = True
             _error(outcome, github)
+            unprocessed.append((outcome.name, outcome.error or ""))
         files += bool(outcome.findings)
         for finding in outcome.findings:
             found.append((outcome.name, finding))
@@ -255,6 +259,10 @@ def _report_check(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> int:
                 print(github_finding(outcome.name, finding))
     if args.format == "json":
         print(json_findings(found))
+    elif args.format == "sarif":
+        from migrafix.rules import ALL_RULES  # brings SQLAlchemy: only for this format
+
+        print(sarif_log(found, unprocessed, ALL_RULES, __version__))
     elif args.format == "text" and found:
         print(summary([f for _, f in found], files), file=sys.stderr)
     if errors:
