@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from packaging.version import Version
+
 import migrafix
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,3 +37,25 @@ def test_licence_and_changelog() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert "## [Unreleased]" in changelog
     assert re.search(r"^## \[0\.1\.0\]", changelog, re.MULTILINE)
+
+
+def test_ci_tests_the_lowest_versions_pyproject_accepts() -> None:
+    """Each dependency's floor in pyproject.toml is the version .ci/lowest-versions.txt pins,
+    so raising (or lowering) a floor moves what CI tests."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {}
+    for requirement in dependencies:
+        found = re.match(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", requirement)
+        assert found, f"no floor: {requirement}"
+        floors[found.group(1).lower()] = found.group(2)
+    pins = {}
+    for line in (ROOT / ".ci" / "lowest-versions.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower()] = version
+    assert {name: Version(v) for name, v in pins.items()} == {
+        name: Version(v) for name, v in floors.items()}
