@@ -82,6 +82,14 @@ def test_action_is_a_composite_that_installs_the_checked_out_migrafix() -> None:
         assert declared["description"]
 
 
+def test_action_matches_the_schema_of_github_actions() -> None:
+    """The action metadata schema from SchemaStore, as check-jsonschema ships it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-actions",
+         str(ROOT / "action.yml")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_check_step_annotates_findings_and_fails(project: Path) -> None:
     done = run_check_step(project, paths=V, args="--naming convention")
     assert done.returncode == 1, done.stderr
