@@ -6,10 +6,15 @@ upgrade, keeping the rows and leaving the schema equal to the models."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the backport migrafix itself uses there
+    import tomli as tomllib
 from harness import AlembicProject
 from scenarios import ALL, Scenario, quoted
 

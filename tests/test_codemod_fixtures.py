@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the backport migrafix itself uses there
+    import tomli as tomllib
 
 from migrafix.codemod import Options, check_source, fix_source
 from migrafix.settings import Settings

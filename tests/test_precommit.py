@@ -8,6 +8,7 @@ commit, with its dependencies from the package index: the first test takes a whi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,8 +86,10 @@ def stage(project: Path, name: str, text: str) -> Path:
     return path
 
 
-def pre_commit(project: Path, home: Path, *hook: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never"}
+def pre_commit(
+    project: Path, home: Path, *hook: str, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never", **env_vars}
     return subprocess.run(
         [sys.executable, "-m", "pre_commit", "run", *hook, "--all-files"],
         cwd=project, env=env, capture_output=True, text=True, check=False, timeout=900,
@@ -143,3 +146,59 @@ def test_check_hook_reports_fixable_findings(project: Path, pre_commit_home: Pat
     assert f"{REVISION}:" in done.stdout and "unnamed-constraint" in done.stdout
     assert "[fixable]" in done.stdout
     assert path.read_text() == FK
+
+
+# --- the configurations README.md gives -------------------------------------------------------
+
+
+def readme_configs() -> list[str]:
+    """The YAML blocks of README.md's pre-commit section, in order: local, then remote."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### pre-commit\n", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+
+
+def committed_project(path: Path, config: str) -> Path:
+    git(path, "init", "-q", "-b", "main")
+    (path / ".pre-commit-config.yaml").write_text(config)
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "pre-commit")
+    return path
+
+
+def test_readme_local_config_works_as_written(tmp_path: Path, pre_commit_home: Path) -> None:
+    """`repo: local`, `language: system`: the migrafix installed where git runs (here, the one
+    beside this test's Python), no release needed."""
+    local, _ = readme_configs()
+    assert "repo: local" in local and "<" not in local
+    project = committed_project(tmp_path, local)
+    path = stage(project, REVISION, FK)
+    stage(project, "app/a1b2c3d4e5f6_add_invoice.py", FK)  # outside versions/: not looked at
+    path_env = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+    first = pre_commit(project, pre_commit_home, PATH=path_env)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "migrafix rewrite" in first.stdout and f"Rewriting {REVISION}" in first.stdout
+    assert named_by_convention(path.read_text())
+    assert (project / "app/a1b2c3d4e5f6_add_invoice.py").read_text() == FK
+
+    second = pre_commit(project, pre_commit_home, PATH=path_env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Passed" in second.stdout
+
+
+def test_readme_remote_config_at_a_tag(
+    tmp_path: Path, hook_repo: HookRepo, pre_commit_home: Path
+) -> None:
+    """The remote form, its two placeholders filled: this working tree's commit, tagged."""
+    _, remote = readme_configs()
+    git(hook_repo.path, "tag", "-f", "v0.1.0")
+    config = remote.replace("<URL of this repository>", str(hook_repo.path))
+    config = config.replace("<tag, e.g. v0.1.0>", "v0.1.0")
+    assert "<" not in config
+    project = committed_project(tmp_path, config)
+    path = stage(project, REVISION, FK)
+    done = pre_commit(project, pre_commit_home)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"Rewriting {REVISION}" in done.stdout
+    assert named_by_convention(path.read_text())

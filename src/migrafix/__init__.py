@@ -28,6 +28,7 @@ __all__ = [
     "process_revision_directives",
 ]
 
+# The one place the version is written: pyproject.toml reads it from here when a wheel is built.
 __version__ = "0.1.0"
 
 _HOOK_NAMES = frozenset({"Hook", "ProcessRevisionDirectives", "chain", "hook"})

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from migrafix import __version__
 from migrafix.codemod.api import FileFinding
 from migrafix.codemod.cache import ResultCache
 from migrafix.codemod.files import STDIN, discover
@@ -17,6 +18,7 @@ from migrafix.codemod.report import (
     github_error,
     github_finding,
     json_findings,
+    sarif_log,
     summary,
     text_finding,
     unknown_status,
@@ -104,6 +106,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="migrafix", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"migrafix {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("rules", help="list the rules")
     explain = commands.add_parser("explain", help="print a rule's page")
@@ -134,8 +137,9 @@ def _parser() -> argparse.ArgumentParser:
         "status: 0 no findings, 1 findings, 2 a file could not be processed.",
     )
     check.add_argument(
-        "--format", choices=("text", "json", "github"), default="text",
-        help="text lines (default), a JSON array, or GitHub Actions annotations",
+        "--format", choices=("text", "json", "github", "sarif"), default="text",
+        help="text lines (default), a JSON array, GitHub Actions annotations, or a SARIF 2.1.0 "
+        "log for GitHub code scanning",
     )
     return parser
 
@@ -313,6 +317,7 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
 def _report_check(
     args: argparse.Namespace, outcomes: Iterable[Outcome], paths: Sequence[Path]
 ) -> int:
+    unprocessed: list[tuple[str, str]] = []  # for SARIF: (file, reason)
     found: list[tuple[str, FileFinding]] = []
     files = 0
     github = args.format == "github"
@@ -323,6 +328,7 @@ def _report_check(
         unknown.add(outcome)
         if outcome.status == "error":
             error(outcome)
+            unprocessed.append((outcome.name, outcome.error or ""))
         reports.append((outcome.name, outcome.findings))
     # The history across files: a split-off revision whose main revision is gone.
     reports += [(str(path), (finding,)) for path, finding in orphaned_parts(paths)]
@@ -336,6 +342,10 @@ def _report_check(
                 print(github_finding(name, finding))
     if args.format == "json":
         print(json_findings(found))
+    elif args.format == "sarif":
+        from migrafix.rules import ALL_RULES  # brings SQLAlchemy: only for this format
+
+        print(sarif_log(found, unprocessed, ALL_RULES, __version__))
     unknown.warn()
     if args.format == "text" and found:
         print(summary([f for _, f in found], files), file=sys.stderr)

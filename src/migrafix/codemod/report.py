@@ -1,4 +1,5 @@
-"""How findings and changes are shown: text lines, JSON, GitHub annotations, unified diffs."""
+"""How findings and changes are shown: text lines, JSON, GitHub annotations, SARIF, unified
+diffs."""
 
 from __future__ import annotations
 
@@ -6,10 +7,16 @@ import difflib
 import io
 import json
 import os
+import urllib.parse
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from migrafix.codemod.api import FileFinding
 from migrafix.codemod.files import STDIN
+
+if TYPE_CHECKING:
+    from migrafix.rules import Rule
 
 __all__ = [
     "FIXABLE",
@@ -17,6 +24,7 @@ __all__ = [
     "github_error",
     "github_finding",
     "json_findings",
+    "sarif_log",
     "summary",
     "text_finding",
     "unified_diff",
@@ -121,6 +129,93 @@ def json_findings(findings: Iterable[tuple[str, FileFinding]]) -> str:
         ],
         indent=2,
     )
+
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+
+
+def sarif_log(
+    findings: Sequence[tuple[str, FileFinding]],
+    errors: Sequence[tuple[str, str]],
+    rules: Sequence[Rule],
+    version: str,
+) -> str:
+    """A SARIF 2.1.0 log for GitHub code scanning: the rules (from the rule registry, and any
+    rule a finding names that the registry lacks), one result per finding, and the files that
+    could not be processed as error notifications of an unsuccessful run."""
+    from migrafix.docs import rule_page
+
+    descriptors: list[dict[str, Any]] = [
+        {
+            "id": rule.name,
+            "shortDescription": {"text": rule.summary},
+            "fullDescription": {"text": rule.why},
+            "help": {"text": rule_page(rule), "markdown": rule_page(rule)},
+            "defaultConfiguration": {"level": "warning"},
+        }
+        for rule in rules
+    ]
+    index = {descriptor["id"]: i for i, descriptor in enumerate(descriptors)}
+    for _, finding in findings:
+        if finding.rule not in index:
+            index[finding.rule] = len(descriptors)
+            descriptors.append({
+                "id": finding.rule,
+                "shortDescription": {"text": finding.rule},
+                "fullDescription": {"text": finding.rule},
+                "help": {"text": f"migrafix explain {finding.rule}"},
+            })
+    results = [
+        {
+            "ruleId": finding.rule,
+            "ruleIndex": index[finding.rule],
+            "level": "warning",
+            "message": {"text": f"{finding.message} {_marker(finding)}"},
+            "locations": [_sarif_location(name, finding.line, finding.column)],
+            "properties": {"fixable": finding.fixable},
+        }
+        for name, finding in findings
+    ]
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": reason},
+            "locations": [{"physicalLocation": {"artifactLocation": _sarif_artifact(name)}}],
+        }
+        for name, reason in errors
+    ]
+    run = {
+        "tool": {
+            "driver": {
+                "name": "migrafix",
+                "version": version,
+                "semanticVersion": version,
+                "rules": descriptors,
+            }
+        },
+        # FileFinding.column counts characters, not UTF-16 code units (SARIF's default).
+        "columnKind": "unicodeCodePoints",
+        "results": results,
+        "invocations": [
+            {"executionSuccessful": not errors, "toolExecutionNotifications": notifications}
+        ],
+    }
+    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
+
+
+def _sarif_artifact(name: str) -> dict[str, str]:
+    """A relative path stays relative to the checkout (code scanning's %SRCROOT%); an absolute
+    one becomes a file: URI."""
+    path = Path(name)
+    if path.is_absolute():
+        return {"uri": path.as_uri()}
+    return {"uri": urllib.parse.quote(path.as_posix()), "uriBaseId": "%SRCROOT%"}
+
+
+def _sarif_location(name: str, line: int, column: int) -> dict[str, Any]:
+    # A finding marks where its statement starts: the region is that one character.
+    region = {"startLine": line, "startColumn": column, "endLine": line, "endColumn": column + 1}
+    return {"physicalLocation": {"artifactLocation": _sarif_artifact(name), "region": region}}
 
 
 def _lines(text: str) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 import libcst as cst
 import sqlalchemy as sa
 from alembic.autogenerate.api import AutogenContext
-from alembic.autogenerate.render import _UNNAMED_CONSTRAINT_WARNING, render_op
+from alembic.autogenerate.render import render_op
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 
@@ -423,7 +423,20 @@ def snapshot(container: ops.OpContainer) -> list[object]:
 
 _NAME_KEYWORDS = ("constraint_name", "index_name", "name")
 _NAME_ATTRIBUTES = ("constraint_name", "index_name")
-_UNNAMED_WARNING = frozenset(_UNNAMED_CONSTRAINT_WARNING)
+# The comment Alembic (1.20 and later) writes above a `drop_constraint(None, ...)`. Written out
+# here, not only imported: a file may come from a newer Alembic than the one installed, and
+# older ones do not have the constant.
+_UNNAMED_WARNING = frozenset((
+    "# WARNING: constraint name is None; this directive will fail as",
+    "# rendered.  Add a name, or use a naming convention; see",
+    "# https://alembic.sqlalchemy.org/en/latest/naming.html",
+))
+try:
+    from alembic.autogenerate.render import _UNNAMED_CONSTRAINT_WARNING
+except ImportError:  # Alembic before the warning
+    pass
+else:  # should Alembic reword it, the new words are known as well
+    _UNNAMED_WARNING |= frozenset(_UNNAMED_CONSTRAINT_WARNING)
 
 
 def _edit_call(
