@@ -15,7 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import conv
 
-from migrafix.ops import BackfillOp, BatchedBackfillOp, UndoOnFailureOp
+from migrafix.ops import BackfillOp, BatchedBackfillOp, NotValidCheckOp, UndoOnFailureOp
 
 __all__ = [
     "BATCHED_DIALECTS",
@@ -128,15 +128,14 @@ def set_not_null_online(
     target = preparer.format_table(sa.table(table, schema=schema))
     name = check_name(table, column.name, dialect)
     quoted = preparer.quote(name)
-    check = sa.CheckConstraint(f"{preparer.quote(column.name)} IS NOT NULL", name=name,
-                               postgresql_not_valid=True)
-    sa.Table(table, sa.MetaData(), sa.Column(column.name, column.type), check, schema=schema)
+    check = NotValidCheckOp(name, table, f"{preparer.quote(column.name)} IS NOT NULL",
+                            schema=schema)
     drop_check = ops.DropConstraintOp(name, table, type_="check", schema=schema)
     return [
         ops.ExecuteSQLOp(f"VACUUM (ANALYZE) {target}"),
         # a run killed after the check was added leaves it: the rerun starts this step again
         ops.ExecuteSQLOp(f"ALTER TABLE {target} DROP CONSTRAINT IF EXISTS {quoted}"),
-        ops.AddConstraintOp.from_constraint(check),
+        check,
         UndoOnFailureOp(
             [fill_rest, ops.ExecuteSQLOp(f"ALTER TABLE {target} VALIDATE CONSTRAINT {quoted}")],
             [drop_check],

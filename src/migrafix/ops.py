@@ -21,6 +21,7 @@ __all__ = [
     "BackfillOp",
     "BatchedBackfillOp",
     "CommentOp",
+    "NotValidCheckOp",
     "UndoOnFailureOp",
     "wrap_comment",
 ]
@@ -90,6 +91,19 @@ class BatchedBackfillOp(ops.MigrateOperation):
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("backfill_column", None, self.table_name, self.column_name)
+
+
+class NotValidCheckOp(ops.CreateCheckConstraintOp):
+    """``op.create_check_constraint(..., postgresql_not_valid=True)``: existing rows are not
+    checked (``VALIDATE CONSTRAINT`` does that later, without blocking writes), new ones are.
+
+    Rendered here: Alembic renders a check constraint op only from 1.20 on."""
+
+    def __init__(
+        self, constraint_name: str, table_name: str, condition: str, *, schema: str | None
+    ) -> None:
+        super().__init__(constraint_name, table_name, condition, schema=schema,
+                         postgresql_not_valid=True)
 
 
 class UndoOnFailureOp(ops.MigrateOperation):
@@ -175,6 +189,14 @@ def _render_batched_backfill(
         "after = upto",
         "",
     ]
+
+
+@renderers.dispatch_for(NotValidCheckOp)
+def _render_not_valid_check(autogen_context: AutogenContext, op: NotValidCheckOp) -> str:
+    op_ = autogen_context.opts.get("alembic_module_prefix") or "op."
+    schema = f", schema={op.schema!r}" if op.schema else ""
+    return (f"{op_}create_check_constraint({op.constraint_name!r}, {op.table_name!r}, "
+            f"{str(op.condition)!r}{schema}, postgresql_not_valid=True)")
 
 
 @renderers.dispatch_for(UndoOnFailureOp)
