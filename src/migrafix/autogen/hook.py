@@ -75,14 +75,7 @@ class Hook:
             ):
                 fix_revision(upgrade, downgrade, rule_context)
         if split:
-            parts = [split_revision(script) for script in directives]
-            for script_parts in parts:
-                if len(script_parts) > 1:
-                    ids = ", ".join(str(part.rev_id) for part in script_parts)
-                    log.info("this revision is written as %s (autocommit work in revisions of "
-                             "its own): `alembic downgrade %s-1` undoes them all; to regenerate "
-                             "it, delete all of them", ids, script_parts[0].rev_id)
-            directives[:] = [part for script_parts in parts for part in script_parts]
+            directives[:] = [part for script in directives for part in _split(script)]
 
     def settings_for(self, context: MigrationContext) -> Settings:
         with _as_command_error():
@@ -119,6 +112,17 @@ def chain(*hooks: ProcessRevisionDirectives) -> ProcessRevisionDirectives:
             each(context, revision, directives)
 
     return run_all
+
+
+def _split(script: ops.MigrationScript) -> list[ops.MigrationScript]:
+    """``script`` as its revisions, and a word on the console when it is more than one: a user
+    who runs `downgrade -1`, or deletes one file to regenerate, would otherwise be surprised."""
+    parts = split_revision(script)
+    if len(parts) > 1:
+        log.info("this revision is written as %s (autocommit work in revisions of its own): "
+                 "`alembic downgrade %s-1` undoes them all; to regenerate it, delete all of "
+                 "them", ", ".join(str(part.rev_id) for part in parts), parts[0].rev_id)
+    return parts
 
 
 @contextlib.contextmanager
