@@ -192,7 +192,8 @@ def test_sarif_reports_a_file_that_cannot_be_read_as_a_failed_run(
     put(project / V / "a2_fk.py", FK)
     code, out, err = run(capsys, "check", "--naming", "convention", "--format", "sarif", V)
     assert code == 2
-    assert err == f"{V}/a1_latin1.py: error: not valid UTF-8 (byte 0xff at offset 1)\n"
+    reason = "not valid UTF-8 (byte 0xff at offset 1), and no coding line declares another encoding"
+    assert err == f"{V}/a1_latin1.py: error: {reason}\n"
     log = json.loads(out)
     assert code_scanning_problems(log) == []
     (run_,) = log["runs"]
@@ -201,7 +202,7 @@ def test_sarif_reports_a_file_that_cannot_be_read_as_a_failed_run(
         "executionSuccessful": False,
         "toolExecutionNotifications": [{
             "level": "error",
-            "message": {"text": "not valid UTF-8 (byte 0xff at offset 1)"},
+            "message": {"text": reason},
             "locations": [{"physicalLocation": {"artifactLocation": {
                 "uri": f"{V}/a1_latin1.py", "uriBaseId": "%SRCROOT%"}}}],
         }],
