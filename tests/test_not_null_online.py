@@ -60,6 +60,28 @@ def test_a_failed_backfill_leaves_a_clean_revision_and_the_rerun_finishes(
     assert project.diffs() == []
 
 
+@pytest.mark.mysql
+def test_mariadb_a_failed_backfill_leaves_a_clean_revision_and_the_rerun_finishes(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    """MySQL commits each DDL statement on its own: without the split, a failed fill would
+    leave the column added and alembic_version behind. With it, the database is at 0002."""
+    project, files = computed(tmp_path, mysql_url, "price * qtty")
+    failed = project.alembic("upgrade", "head", check=False)
+    assert failed.returncode != 0
+    assert "Unknown column 'qtty'" in failed.stderr
+    assert current(project) == ["0002"]
+    assert nullable(project, "line", "total")
+
+    post = files[0]
+    post.write_text(post.read_text().replace("qtty", "qty"))
+    project.alembic("upgrade", "head")
+    assert current(project) == ["0002_post"]
+    assert project.rows(TOTALS) == FILLED
+    assert not nullable(project, "line", "total")
+    assert project.diffs() == []
+
+
 @pytest.mark.postgres
 def test_nulls_left_by_the_backfill_stop_it_at_validate_and_the_rerun_finishes(
     tmp_path: Path, pg_url: str
