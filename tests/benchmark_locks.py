@@ -24,7 +24,6 @@ hook, the 0.1.0 text): add one to `KINDS` to measure another change.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import os
 import random
@@ -35,8 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
@@ -46,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import sqlalchemy as sa
 from benchmark import machine
-from harness import AlembicProject
-from sqlalchemy.engine import URL, make_url
+from harness import AlembicProject, postgres_server
+from sqlalchemy.engine import URL
 
 INTERVAL = 0.003  # seconds between the client's UPDATE + SELECT pairs
 IDLE = 1.0  # seconds the client runs alone before each upgrade: its idle worst case
@@ -252,27 +250,6 @@ def upgrade(project: AlembicProject, timeout: float) -> str | None:
 # --- databases -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def server(postgres: str | None) -> Iterator[URL]:
-    """The PostgreSQL server: ``postgres``, else an embedded pgserver (as tests/conftest.py
-    starts it), stopped and deleted afterwards."""
-    if postgres:
-        url = make_url(postgres)
-        yield url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
-        return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        from pgserver.postgres_server import get_server
-
-        data = Path(tempfile.mkdtemp(prefix="migrafix-pg-"))
-        embedded = get_server(data, cleanup_mode="stop")
-    try:
-        yield make_url(embedded.get_uri()).set(drivername="postgresql+psycopg")
-    finally:
-        embedded.cleanup()
-        shutil.rmtree(data, ignore_errors=True)
-
-
 class Databases:
     """Databases made on ``url``'s server, all dropped by ``drop_all``."""
 
@@ -380,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     machine()
     work = Path(tempfile.mkdtemp(prefix="migrafix-bench-locks-"))
-    with server(args.postgres) as url:
+    with postgres_server(args.postgres) as url:
         databases = Databases(url)
         print(f"PostgreSQL {databases.version // 10000}.{databases.version % 10000} "
               f"({url.render_as_string()}); client: an UPDATE and a SELECT of one row by "

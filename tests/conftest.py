@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from harness import postgres_server
 from sqlalchemy.engine import URL, make_url
 
 PG_ENV = "MIGRAFIX_TEST_POSTGRES_URL"
@@ -34,26 +32,8 @@ def _result_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[URL]:
     """SQLAlchemy URL of a PostgreSQL server: $MIGRAFIX_TEST_POSTGRES_URL or an embedded one."""
-    if env_url := os.environ.get(PG_ENV):
-        url = make_url(env_url)
-        if url.drivername == "postgresql":
-            url = url.set(drivername="postgresql+psycopg")
+    with postgres_server(os.environ.get(PG_ENV)) as url:
         yield url
-        return
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root); harmless here.
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        from pgserver.postgres_server import get_server
-
-        # Not under pytest's basetemp: a concurrent pytest run prunes old basetemps, and
-        # would delete the data directory of a server still in use.
-        data = Path(tempfile.mkdtemp(prefix="migrafix-pg-"))
-        server = get_server(data, cleanup_mode="stop")
-    try:
-        yield make_url(server.get_uri()).set(drivername="postgresql+psycopg")
-    finally:
-        server.cleanup()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def _fresh_database(server_url: URL) -> Iterator[str]:

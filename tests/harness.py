@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import runpy
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,33 @@ import alembic
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import URL, make_url
 
 DEFAULT_HOOK = "migrafix.process_revision_directives"
+
+
+@contextlib.contextmanager
+def postgres_server(given: str | None) -> Iterator[URL]:
+    """A PostgreSQL server's URL (psycopg 3 driver): ``given``, else an embedded pgserver,
+    stopped and deleted afterwards. For the tests (conftest.py) and tests/benchmark_locks.py."""
+    if given:
+        url = make_url(given)
+        yield url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
+        return
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root); harmless here.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        from pgserver.postgres_server import get_server
+
+        # Not under pytest's basetemp: a concurrent pytest run prunes old basetemps, and
+        # would delete the data directory of a server still in use.
+        data = Path(tempfile.mkdtemp(prefix="migrafix-pg-"))
+        server = get_server(data, cleanup_mode="stop")
+    try:
+        yield make_url(server.get_uri()).set(drivername="postgresql+psycopg")
+    finally:
+        server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 ALEMBIC_INI = """\
