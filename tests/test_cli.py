@@ -6,6 +6,7 @@ a few, as a real ``python -m migrafix.cli`` process.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from migrafix.codemod.report import (
     github_error,
     github_finding,
     json_findings,
+    summary,
     text_finding,
     unified_diff,
 )
@@ -1280,7 +1282,16 @@ def test_json_format() -> None:
     assert json.loads(json_findings([("a.py", FINDING)])) == [{
         "file": "a.py", "line": 12, "column": 5, "rule": "unnamed-constraint",
         "message": "create_foreign_key has no name", "fixable": True, "fixable_with": None,
+        "note": False,
     }]
+
+
+def test_a_note_is_marked_and_counted_apart() -> None:
+    note = dataclasses.replace(FINDING, fixable=False, note=True)
+    assert text_finding("a.py", note).endswith("[note]")
+    assert summary([note], 1) == "No findings; 1 note."
+    assert summary([FINDING, note], 1).endswith("0 to fix by hand. Also 1 note.")
+    assert github_finding("a.py", note).startswith("::notice ")
 
 
 NOT_NULL_AND_LOOK_ALIKE = revision(

@@ -133,8 +133,9 @@ def _parser() -> argparse.ArgumentParser:
         "check", parents=[common], help="report what rewrite would fix, and what it cannot",
         description="Report findings, one per line: FILE:LINE:COL: RULE MESSAGE, then "
         "[fixable] (`migrafix rewrite` fixes it), [fixable with --OPTION] (it does, given "
-        "that option: the message says with what) or [fix by hand]. Writes nothing. Exit "
-        "status: 0 no findings, 1 findings, 2 a file could not be processed.",
+        "that option: the message says with what), [fix by hand], or [note] (for the "
+        "reviewer, not a defect). Writes nothing. Exit status: 0 no findings (notes do not "
+        "count), 1 findings, 2 a file could not be processed.",
     )
     check.add_argument(
         "--format", choices=("text", "json", "github", "sarif"), default="text",
@@ -351,7 +352,7 @@ def _report_check(
         print(summary([f for _, f in found], files), file=sys.stderr)
     if error.any:
         return 2
-    return int(bool(found))
+    return int(any(not finding.note for _, finding in found))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ class FileFinding:
     # Not fixable as run, but fixable given this option ("--backfill", "--rename"): the
     # finding's message says with what value.
     fixable_with: str | None = None
+    # Information, not a defect: printed as ``[note]``, and `migrafix check` does not fail on it.
+    note: bool = False
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,8 @@ class ResultCache:
             with open(os.path.join(self._directory, key[:2], key[2:]), "rb") as fh:
                 raw = json.loads(fh.read())
             findings = tuple(FileFinding(str(r), int(li), int(c), str(m), bool(f),
-                                         None if w is None else str(w))
-                             for r, li, c, m, f, w in raw["findings"])
+                                         None if w is None else str(w), bool(n))
+                             for r, li, c, m, f, w, n in raw["findings"])
             source = raw["source"]
             if source is not None and not isinstance(source, str):
                 return None

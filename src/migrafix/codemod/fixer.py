@@ -279,7 +279,8 @@ def _located(finding: Finding, read: ReadRevision, positions: StatementPositions
     fixable_with = None
     if finding.fixable_with is not None and not finding.fixed:
         fixable_with = f"--{finding.fixable_with}"
-    return FileFinding(finding.rule, line, column, message, finding.fixed, fixable_with)
+    return FileFinding(finding.rule, line, column, message, finding.fixed, fixable_with,
+                       note=finding.note and not finding.fixed)
 
 
 def _statement_for(op: ops.MigrateOperation, read: ReadRevision) -> cst.BaseStatement | None:

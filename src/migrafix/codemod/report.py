@@ -35,9 +35,12 @@ __all__ = [
 FIXABLE = "[fixable]"
 FIXABLE_WITH = "[fixable with {option}]"
 NOT_FIXABLE = "[fix by hand]"
+NOTE = "[note]"
 
 
 def _marker(finding: FileFinding) -> str:
+    if finding.note:
+        return NOTE
     if finding.fixable:
         return FIXABLE
     if finding.fixable_with:
@@ -46,8 +49,8 @@ def _marker(finding: FileFinding) -> str:
 
 
 def text_finding(name: str, finding: FileFinding) -> str:
-    """``FILE:LINE:COL: rule-name message [fixable]`` (or ``[fixable with --OPTION]``, or
-    ``[fix by hand]``)."""
+    """``FILE:LINE:COL: rule-name message [fixable]`` (or ``[fixable with --OPTION]``,
+    ``[fix by hand]``, or ``[note]``)."""
     return (
         f"{name}:{finding.line}:{finding.column}: {finding.rule} {finding.message} "
         f"{_marker(finding)}"
@@ -55,15 +58,20 @@ def text_finding(name: str, finding: FileFinding) -> str:
 
 
 def summary(findings: Sequence[FileFinding], files: int) -> str:
+    notes = sum(1 for f in findings if f.note)
+    findings = [f for f in findings if not f.note]
+    if not findings:
+        return f"No findings; {notes} {'note' if notes == 1 else 'notes'}."
     fixable = sum(1 for f in findings if f.fixable)
     options = sorted({f.fixable_with for f in findings if not f.fixable and f.fixable_with})
     with_option = sum(1 for f in findings if not f.fixable and f.fixable_with)
     noun = "finding" if len(findings) == 1 else "findings"
     where = "1 file" if files == 1 else f"{files} files"
     more = f" {with_option} given {' or '.join(options)}," if with_option else ""
+    also = f" Also {notes} {'note' if notes == 1 else 'notes'}." if notes else ""
     return (
         f"Found {len(findings)} {noun} in {where}; {fixable} fixable by `migrafix rewrite`,"
-        f"{more} {len(findings) - fixable - with_option} to fix by hand."
+        f"{more} {len(findings) - fixable - with_option} to fix by hand.{also}"
     )
 
 
@@ -100,7 +108,8 @@ def _escape_property(text: str) -> str:
 def github_finding(name: str, finding: FileFinding) -> str:
     """A GitHub Actions workflow command: the finding shows on the line in the pull request."""
     return (
-        f"::warning file={_escape_property(name)},line={finding.line},col={finding.column},"
+        f"::{'notice' if finding.note else 'warning'} file={_escape_property(name)},"
+        f"line={finding.line},col={finding.column},"
         f"title={_escape_property(finding.rule)}::"
         f"{_escape_data(finding.message)} {_marker(finding)}"
     )
@@ -124,6 +133,7 @@ def json_findings(findings: Iterable[tuple[str, FileFinding]]) -> str:
                 "message": finding.message,
                 "fixable": finding.fixable,
                 "fixable_with": finding.fixable_with,
+                "note": finding.note,
             }
             for name, finding in findings
         ],
@@ -169,7 +179,7 @@ def sarif_log(
         {
             "ruleId": finding.rule,
             "ruleIndex": index[finding.rule],
-            "level": "warning",
+            "level": "note" if finding.note else "warning",
             "message": {"text": f"{finding.message} {_marker(finding)}"},
             "locations": [_sarif_location(name, finding.line, finding.column)],
             "properties": {"fixable": finding.fixable},

@@ -60,6 +60,9 @@ class Finding:
     # The op the finding is about, as it was before the rule touched it: the codemod maps it
     # back to its statement in the file.
     op: ops.MigrateOperation | None = field(default=None, compare=False, repr=False)
+    # For the reviewer's information, not a defect: `migrafix check` prints it as a note and
+    # does not fail on it (a lock form in a revision that has already run: it is history).
+    note: bool = False
 
     def __str__(self) -> str:
         where = f"{self.direction}"
@@ -96,6 +99,12 @@ class RuleContext:
     separate_revisions: bool = False
     # Whether a table group is written as a batch block (SQLite's ALTER is a table copy there).
     in_batch: Callable[[ops.ModifyTableOps], bool] = lambda group: False
+
+    @property
+    def released(self) -> bool:
+        """Whether the revision has run somewhere (the codemod's ``--naming database``): its
+        statements are history, to be reported, never rewritten into another form."""
+        return self.constraint_names == "database"
 
     @property
     def dialect_name(self) -> str:
