@@ -159,7 +159,9 @@ def set_not_null_online(
     ]
 
 
-def validate_constraint(table: str, schema: str | None, name: str, dialect: Dialect) -> ops.ExecuteSQLOp:
+def validate_constraint(
+    table: str, schema: str | None, name: str, dialect: Dialect
+) -> ops.ExecuteSQLOp:
     """``ALTER TABLE t VALIDATE CONSTRAINT c`` (PostgreSQL): checks the rows a NOT VALID
     constraint let through, under SHARE UPDATE EXCLUSIVE on ``t`` (and ROW SHARE on a foreign
     key's referenced table): reads and writes go on. Run on a valid constraint it does
@@ -191,7 +193,7 @@ def add_not_valid(
         table, schema = add.source_table, add.kw.get("source_schema")
     else:
         # migrafix renders it: Alembic renders a check constraint op only from 1.20 on
-        not_valid = derived(add, NotValidCheckOp(add.constraint_name, add.table_name,
+        not_valid = derived(add, NotValidCheckOp(str(add.constraint_name), add.table_name,
                                                  add.condition, schema=add.schema, **add.kw))
         table, schema = add.table_name, add.schema
     return not_valid, validate_constraint(table, schema, str(add.constraint_name), dialect)
