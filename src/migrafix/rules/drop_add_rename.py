@@ -80,6 +80,8 @@ class DropAddRename(Rule):
                 self._rename_columns(tree, group, tree_plan, renamed, context)
             if renamed and context.dialect_name in _FOLDING_DIALECTS and not context.released:
                 self._fold_rebuilds(tree, renamed, context)
+            if renamed.tables:
+                _references_after_renames(tree)
 
     # --- what was asked -------------------------------------------------------------------
 
@@ -269,14 +271,15 @@ class DropAddRename(Rule):
         creates: dict[tuple[object, ...], list[_Created]] = defaultdict(list)
         for _, op in tree.walk():
             if isinstance(op, _CREATES):
-                creates[_signature(op, _Renamed())].append(op)
+                creates[_signature(op, _Renamed(), context.dialect_name)].append(op)
             elif isinstance(op, (ops.DropConstraintOp, ops.DropIndexOp)) and \
                     isinstance(op._reverse, _CREATES):
                 drops.append((op, op._reverse))
         replaced: dict[int, list[ops.MigrateOperation]] = {}
         for drop, dropped in drops:
-            carried = _signature(dropped, renamed)
-            if carried == _signature(dropped, _Renamed()) or not creates.get(carried):
+            carried = _signature(dropped, renamed, context.dialect_name)
+            unrenamed = _signature(dropped, _Renamed(), context.dialect_name)
+            if carried == unrenamed or not creates.get(carried):
                 continue  # no rename touches it, or it is not created again as it was
             create = creates[carried][0]
             old_name, new_name = _item_name(dropped), _item_name(create)
@@ -296,6 +299,28 @@ class DropAddRename(Rule):
                 f"drop + create of {_kind_word(create)} over a renamed column or table "
                 f"folded away, no rebuild: {done}", fixed=True, op=create))
         tree.replace_all(replaced)
+
+
+def _references_after_renames(tree: Tree) -> None:
+    """A foreign key created on a table renamed in this tree goes after the rename: it was
+    written where the drop_table was, and a create_foreign_key referencing the new name (kept
+    where MySQL cannot rename a foreign key) may come before it."""
+    for index, op in enumerate(list(tree.top)):
+        if not isinstance(op, ops.RenameTableOp):
+            continue
+        target = (op.schema, op.new_table_name)
+        late: list[ops.MigrateOperation] = []
+        for group in tree.top[:tree.top.index(op)]:
+            if not isinstance(group, ops.ModifyTableOps):
+                continue
+            moved = [inner for inner in group.ops if isinstance(inner, ops.CreateForeignKeyOp)
+                     and (inner.kw.get("referent_schema"), inner.referent_table) == target]
+            if moved:
+                group.ops[:] = [inner for inner in group.ops if inner not in moved]
+                late.append(ops.ModifyTableOps(group.table_name, moved, schema=group.schema))
+        at = tree.top.index(op) + 1
+        tree.top[at:at] = late
+    tree.top[:] = [op for op in tree.top if not (isinstance(op, ops.ModifyTableOps) and not op.ops)]
 
 
 # Where renaming a column or table keeps its indexes and constraints (SQLite's are rebuilt
@@ -337,8 +362,9 @@ def _options(kw: Mapping[str, Any], names: Sequence[str] | None = None) -> tuple
 _FK_OPTIONS = ("onupdate", "ondelete", "deferrable", "initially", "match")
 
 
-def _signature(op: _Created, renamed: _Renamed) -> tuple[object, ...]:
-    """What an index or constraint is, by the names it would have after ``renamed``."""
+def _signature(op: _Created, renamed: _Renamed, dialect: str) -> tuple[object, ...]:
+    """What an index or constraint is, by the names it would have after ``renamed``. MySQL
+    reflects a unique constraint as a unique index: there the two are one kind."""
     if isinstance(op, ops.CreateForeignKeyOp):
         schema, referent_schema = op.kw.get("source_schema"), op.kw.get("referent_schema")
         table = renamed.table(schema, op.source_table)
@@ -348,11 +374,12 @@ def _signature(op: _Created, renamed: _Renamed) -> tuple[object, ...]:
                 renamed.column_list(referent_schema, referent, op.remote_cols),
                 _options(op.kw, _FK_OPTIONS))
     table = renamed.table(op.schema, op.table_name)
-    if isinstance(op, ops.CreateIndexOp):
+    if isinstance(op, ops.CreateIndexOp) and not (
+            op.unique and not _options(op.kw) and dialect in ("mysql", "mariadb")):
         return ("ix", op.schema, table, renamed.column_list(op.schema, table, op.columns),
                 bool(op.unique), _options(op.kw))
     return ("uq", op.schema, table, renamed.column_list(op.schema, table, op.columns),
-            _options(op.kw, ("deferrable", "initially")))
+            _options(getattr(op, "kw", {}), ("deferrable", "initially")))
 
 
 def _item_name(op: _Created) -> str | None:
