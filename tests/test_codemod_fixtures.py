@@ -44,7 +44,7 @@ def test_case(case: Path) -> None:
     options = options_for(case)
     result = fix_source(before, options)
     findings = "".join(
-        f"{f.line}:{f.column}: {f.rule} {f.message} [{'fixed' if f.fixable else 'not fixed'}]\n"
+        f"{f.line}:{f.column}: {f.rule} {f.message} [{'fixed' if f.fixable else 'note' if f.note else 'not fixed'}]\n"
         for f in result.findings
     )
     assert result.source == golden(case / "after.py", result.source)

@@ -94,18 +94,19 @@ class ValidatingConstraintAdd(Rule):
                 context.report(Finding(self.name, tree.direction, table,
                     f"{what} scanned {table} under a lock that stops writes to it; the revision "
                     "has run, so it stays as written", fixed=False, note=True, op=op))
+            elif not context.separate_revisions:
+                # The form that is right in one revision: a note, not a defect to fail on.
+                context.report(Finding(self.name, tree.direction, table,
+                    f"{what} scans {table} under a lock that stops writes to it; left as "
+                    "written, since in one revision its VALIDATE would scan under the same lock",
+                    fixed=False, note=True, op=op,
+                    hint=("migrafix's autogenerate hook adds it with postgresql_not_valid=True "
+                          "and validates it in an autocommit block of a revision of its own; "
+                          "split it so by hand on a large table")))
             elif op.constraint_name is None:
                 context.report(Finding(self.name, tree.direction, table,
                     f"{what} scans {table} under a lock that stops writes to it, and without a "
                     "name it cannot be validated later: name it", fixed=False, op=op))
-            elif not context.separate_revisions:
-                context.report(Finding(self.name, tree.direction, table,
-                    f"{what} scans {table} under a lock that stops writes to it; left as "
-                    "written, since in one revision its VALIDATE would scan under the same lock",
-                    fixed=False, op=op,
-                    hint=("migrafix's autogenerate hook adds it with postgresql_not_valid=True "
-                          "and validates it in an autocommit block of a revision of its own; "
-                          "split it so by hand")))
             else:
                 not_valid, validate = add_not_valid(op, context.dialect)
                 replaced[id(op)] = [not_valid]
@@ -136,7 +137,7 @@ class ValidatingConstraintAdd(Rule):
             return
         context.report(Finding(self.name, tree.direction, table,
             f"the ForeignKey of {column} is added after the column, scanning {table} under its "
-            "ACCESS EXCLUSIVE lock", fixed=False, op=add,
+            "ACCESS EXCLUSIVE lock", fixed=False, note=not context.separate_revisions, op=add,
             hint=("add the column without it, then create_foreign_key(..., "
                   "postgresql_not_valid=True), and VALIDATE CONSTRAINT in an autocommit block "
                   "of a revision of its own, as migrafix's autogenerate hook writes it")))
