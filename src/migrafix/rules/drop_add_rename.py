@@ -318,7 +318,7 @@ def _references_after_renames(tree: Tree) -> None:
     """A foreign key created on a table renamed in this tree goes after the rename: it was
     written where the drop_table was, and a create_foreign_key referencing the new name (kept
     where MySQL cannot rename a foreign key) may come before it."""
-    for index, op in enumerate(list(tree.top)):
+    for op in list(tree.top):
         if not isinstance(op, ops.RenameTableOp):
             continue
         target = (op.schema, op.new_table_name)
