@@ -270,7 +270,6 @@ class DropAddRename(Rule):
             f"drop_table + create_table of {rename.old} / {rename.new} written as a rename",
             fixed=True, op=create))
 
-
     # --- what the database carries over a rename --------------------------------------------
 
     def _fold_rebuilds(self, tree: Tree, renamed: _Renamed, context: RuleContext) -> None:
@@ -315,9 +314,9 @@ class DropAddRename(Rule):
 
 
 def _references_after_renames(tree: Tree) -> None:
-    """A foreign key created on a table renamed in this tree goes after the rename: it was
-    written where the drop_table was, and a create_foreign_key referencing the new name (kept
-    where MySQL cannot rename a foreign key) may come before it."""
+    """A create_foreign_key referencing a table renamed in this tree goes after the rename,
+    which stands where autogenerate's drop_table stood, often after it (kept where MySQL cannot
+    rename a foreign key, or where it is new)."""
     for op in list(tree.top):
         if not isinstance(op, ops.RenameTableOp):
             continue
