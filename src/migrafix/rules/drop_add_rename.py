@@ -251,8 +251,9 @@ class DropAddRename(Rule):
             if name not in new_columns:
                 changes.append(ops.DropColumnOp(rename.new, name, schema=schema,
                                                 _reverse=ops.AddColumnOp(rename.new, column)))
-        dropped, added = _constraint_changes(drop._reverse, create, rename, context)
-        changes = dropped + changes + added
+        if context.dialect_name in _FOLDING_DIALECTS:  # SQLite alters them only in batch mode
+            dropped, added = _constraint_changes(drop._reverse, create, rename, context)
+            changes = dropped + changes + added
         renamed.tables[(schema, rename.old)] = rename.new
         # Neither is created nor dropped now: the table keeps its rows.
         revision.transient_tables -= {(schema, rename.old), (schema, rename.new)}
@@ -420,7 +421,7 @@ def _rename_sql(op: _Created, old: str, new: str, context: RuleContext) -> str |
             where = f"{preparer.quote_schema(schema)}." if schema else ""
             return f"ALTER INDEX {where}{preparer.quote(old)} RENAME TO {preparer.quote(new)}"
         return f"ALTER TABLE {target} RENAME CONSTRAINT {preparer.quote(old)} TO {preparer.quote(new)}"
-    if isinstance(op, ops.CreateForeignKeyOp):
+    if isinstance(op, ops.CreateForeignKeyOp) or context.dialect_name not in ("mysql", "mariadb"):
         return None
     return f"ALTER TABLE {target} RENAME INDEX {preparer.quote(old)} TO {preparer.quote(new)}"
 
