@@ -320,3 +320,23 @@ def test_validating_a_foreign_key_blocks_no_write(tmp_path: Path, pg_url: str) -
         == {("order", "ShareUpdateExclusiveLock"), ("invoice", "RowShareLock"),
             ("order", "AccessShareLock"), ("invoice", "AccessShareLock")}
     assert not {lock.mode for lock in run.locks} & lock_trace.BLOCKS_WRITES
+
+
+def test_a_column_added_with_its_foreign_key_is_scanned_under_the_lock(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Why validating-constraint-add reports add_column(sa.Column(..., sa.ForeignKey(...))):
+    Alembic adds the column, then the foreign key as an ALTER of its own, and PostgreSQL checks
+    every row for it (all NULL as they are) under the ADD COLUMN's ACCESS EXCLUSIVE lock. (A
+    REFERENCES inside the ADD COLUMN itself would skip that scan: Alembic does not write one.)"""
+    project = with_invoices(tmp_path, pg_url)
+    project.hand_written(
+        "v2", "    op.add_column('order', sa.Column('second_invoice_id', sa.Integer(), "
+        "sa.ForeignKey('invoice.id')))\n",
+        "    op.drop_column('order', 'second_invoice_id')\n")
+
+    trace = lock_trace.upgrade(project)
+
+    [found] = trace.blocking_work("order")
+    assert re.search(r"ADD FOREIGN KEY\(second_invoice_id\).*\[validating a foreign key of "
+                     r"order\] under .*AccessExclusiveLock", found), found
