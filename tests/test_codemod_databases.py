@@ -389,6 +389,19 @@ def test_two_unnamed_indexes_of_one_table_get_names_of_their_own() -> None:
     assert "op.create_index(op.f('ix_trial_params_trial_id_value'), 'trial_params'" in fixed
 
 
+def test_a_unique_and_a_plain_index_on_the_same_columns_get_names_of_their_own() -> None:
+    source = revision_file("0002", "0001", upgrade="""\
+    op.create_index(None, 'trial', ['name'])
+    op.create_index(None, 'trial', ['name'], unique=True, postgresql_where=sa.text('active'))""",
+                           downgrade="""\
+    op.drop_table('trial')""")
+    fixed = fix_source(source, Options(Settings(), "postgresql", "convention")).source
+    names = re.findall(r"op\.f\('(ix_trial_name\w*)'\)", fixed)
+    assert len(names) == 2 and len(set(names)) == 2, fixed
+    assert all(re.fullmatch(r"ix_trial_name_[0-9a-f]{8}", name) for name in names), names
+    assert fix_source(fixed, Options(Settings(), "postgresql", "convention")).source == fixed
+
+
 def test_a_drop_found_by_its_columns_imports_sqlalchemy_where_the_file_does_not() -> None:
     source = revision_file("0002", "0001", upgrade="""\
     op.create_foreign_key(None, 'order', 'invoice', ['invoice_id'], ['id'])""", downgrade="""\
