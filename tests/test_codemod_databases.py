@@ -402,6 +402,18 @@ def test_a_unique_and_a_plain_index_on_the_same_columns_get_names_of_their_own()
     assert fix_source(fixed, Options(Settings(), "postgresql", "convention")).source == fixed
 
 
+def test_a_table_sqlalchemy_cannot_build_is_reported_not_an_internal_error() -> None:
+    source = revision_file("0002", "0001", upgrade="""\
+    op.create_table('t', sa.Column('a', sa.String()), sa.UniqueConstraint(sa.text('lower(a)')))""",
+                           downgrade="""\
+    op.drop_table('t')""")
+    result = fix_source(source, Options(Settings(), "postgresql", "convention"))
+    assert result.source == source
+    assert [f.message for f in result.findings] == [
+        "upgrade: create_table t: unnamed constraints, in a table SQLAlchemy cannot build "
+        "(Can't add unnamed column to column collection): name them by hand"]
+
+
 def test_a_drop_found_by_its_columns_imports_sqlalchemy_where_the_file_does_not() -> None:
     source = revision_file("0002", "0001", upgrade="""\
     op.create_foreign_key(None, 'order', 'invoice', ['invoice_id'], ['id'])""", downgrade="""\

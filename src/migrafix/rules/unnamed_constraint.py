@@ -696,7 +696,11 @@ def _named_table(
 ) -> tuple[ops.MigrateOperation, str] | None:
     if not any(isinstance(i, sa.Constraint) and i.name is None for i in op.columns):
         return None
-    table = op.to_table().to_metadata(sa.MetaData())  # ours: naming it touches no model object
+    try:
+        table = op.to_table().to_metadata(sa.MetaData())  # ours: naming touches no model object
+    except sa.exc.ArgumentError as exc:  # so would `alembic upgrade`: the file's to mend
+        return op, (f"create_table {op.table_name}: unnamed constraints, in a table SQLAlchemy "
+                    f"cannot build ({exc}): name them by hand")
     # The constraints the op lists as arguments: those a revision file writes. Those of column
     # arguments (primary_key=True, ForeignKey(...), unique=True) exist only in the table;
     # the codemod leaves them as they are written, and the database names them.
