@@ -92,6 +92,12 @@ def _common_options() -> argparse.ArgumentParser:
         "git, git missing or failing, standard input)",
     )
     common.add_argument(
+        "--released-in", metavar="REF", default="HEAD",
+        help="with --naming auto: the git commit whose revision files are released (default "
+        "HEAD). In CI, where a pull request's new files are committed too, name the branch "
+        "it merges into, e.g. origin/main",
+    )
+    common.add_argument(
         "-j", "--jobs", type=_jobs, default=1, metavar="N",
         help="files processed in parallel (default 1; 0: one per CPU); output keeps input order",
     )
@@ -210,7 +216,8 @@ def _run(args: argparse.Namespace) -> int:
     rewriting = args.command == "rewrite"
     write = rewriting and not (args.diff or args.check)
     diff = rewriting and args.diff
-    spec = ProjectSpec(_command_line_settings(args), args.dialect, args.naming)
+    spec = ProjectSpec(_command_line_settings(args), args.dialect, args.naming,
+                       args.released_in)
     try:
         spec.build()  # the command line's settings are checked before anything is read
     except SettingsError as exc:

@@ -59,16 +59,18 @@ class Project:
     """Resolves ``Options`` per file: ``[tool.migrafix]`` of the nearest pyproject.toml, then
     the command line's settings; the dialect given or read from the nearest alembic.ini; the
     naming given, or for "auto" what git says of the file: "database" if its repository's
-    HEAD commit has it, "convention" if it is new to git (untracked, or only staged), and
-    "database" when git cannot say (``Resolved.status_unknown``): a revision that already ran
-    must keep the names deployed databases have, and the database's name is also what a
-    revision that has not run would get."""
+    HEAD commit (or the ``released_in`` one) has it, "convention" if it is new to git since
+    (untracked, only staged, or committed after it), and "database" when git cannot say
+    (``Resolved.status_unknown``): a revision that already ran must keep the names deployed
+    databases have, and the database's name is also what a revision that has not run would
+    get."""
 
     def __init__(
         self,
         command_line: Mapping[str, Any],
         dialect: str | None = None,
         naming: Naming = "auto",
+        released_in: str = "HEAD",
     ) -> None:
         self.command_line = dict(command_line)
         self.dialect = dialect
@@ -79,7 +81,7 @@ class Project:
         self._settings: dict[Path | None, Settings | SettingsError] = {}
         self._nearest: dict[tuple[str, Path], Path | None] = {}
         self._dialects: dict[Path | None, str] = {}  # per alembic.ini
-        self._git = _Git()
+        self._git = _Git(released_in)
         self._conventions: dict[str, dict[str, str] | SettingsError] = {}
         # Per folder as given (a string: a Path costs more to build and hash than the rest of
         # a file's resolution), its real path; and with a naming, the Options its files share.
@@ -307,7 +309,8 @@ class _Git:
     ``git ls-files`` telling a new file (untracked or staged) from one git ignores.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, released_in: str = "HEAD") -> None:
+        self.released_in = released_in  # the commit whose files are released
         self._roots: dict[Path, Path | None] = {}
         self._repositories: dict[Path, _Repository | str] = {}
         # per folder: its repository and its path from the top level ("a/b/"), or why not
@@ -341,7 +344,7 @@ class _Git:
             return NOT_IN_GIT
         repository = self._repositories.get(root)
         if repository is None:
-            repository = self._repositories[root] = _Repository.read(root)
+            repository = self._repositories[root] = _Repository.read(root, self.released_in)
         if isinstance(repository, str):
             return repository
         relative = repository.relative(folder)
@@ -390,17 +393,20 @@ class _Repository:
         self._failure: str | None = None
 
     @staticmethod
-    def read(root: Path) -> _Repository | str:
-        """The repository whose ``.git`` is in ``root``, or why git cannot read it."""
-        # --verify -q: no HEAD (no commit yet) is exit 1 and no message; a broken or bare
-        # repository is git's own message.
+    def read(root: Path, released_in: str = "HEAD") -> _Repository | str:
+        """The repository whose ``.git`` is in ``root``, with the files of commit
+        ``released_in`` taken for released; or why git cannot read it."""
+        # --verify -q: no such commit (HEAD before the first commit) is exit 1 and no message;
+        # a broken or bare repository is git's own message.
         try:
-            lines = _run_git(["rev-parse", "--show-toplevel", "--verify", "-q", "HEAD"], root,
-                             accept=(0, 1)).splitlines()
+            lines = _run_git(["rev-parse", "--show-toplevel", "--verify", "-q",
+                              f"{released_in}^{{commit}}"], root, accept=(0, 1)).splitlines()
         except _GitError as exc:
             return exc.reason
         if not lines:
             return "git failed: rev-parse printed no top level"
+        if len(lines) == 1 and released_in != "HEAD":  # a name given that names no commit
+            return f"git has no commit {released_in} (--released-in; fetched?)"
         return _Repository(Path(lines[0]).resolve(), lines[1] if len(lines) > 1 else None)
 
     def relative(self, folder: Path) -> str | None:

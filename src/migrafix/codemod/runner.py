@@ -53,9 +53,10 @@ class ProjectSpec:
     command_line: Mapping[str, Any]
     dialect: str | None
     naming: Naming
+    released_in: str = "HEAD"
 
     def build(self) -> Project:
-        return Project(self.command_line, self.dialect, self.naming)
+        return Project(self.command_line, self.dialect, self.naming, self.released_in)
 
 
 @dataclass(frozen=True)
