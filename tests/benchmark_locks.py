@@ -134,9 +134,43 @@ def not_null_computed() -> Kind:
     )
 
 
+INVOICE = ('invoice = sa.Table("invoice", metadata, '
+           'sa.Column("id", sa.Integer, primary_key=True, autoincrement=False))\n')
+
+
+def with_invoices(column: str) -> str:
+    """ORDER_V1 with an invoice table before it, and one more column on order."""
+    return order_with(column).replace("metadata = sa.MetaData()\n",
+                                      "metadata = sa.MetaData()\n" + INVOICE)
+
+
+def foreign_key() -> Kind:
+    """A foreign key on a column every row fills (1,000 invoices)."""
+    return Kind(
+        name="foreign key on a populated column",
+        before=with_invoices('sa.Column("invoice_id", sa.Integer)'),
+        seed=("INSERT INTO invoice (id) SELECT g FROM generate_series(1, 1000) AS g",
+              'INSERT INTO "order" (id, price, quantity, invoice_id) SELECT g, g % 1000 / 10.0 '
+              "+ 1, g % 7 + 1, g % 1000 + 1 FROM generate_series(1, :rows) AS g"),
+        after=with_invoices('sa.Column("invoice_id", sa.Integer, sa.ForeignKey("invoice.id"))'),
+        x=(),
+        alone=with_invoices('sa.Column("invoice_id", sa.Integer, sa.ForeignKey("invoice.id"))'),
+        alone_note="",
+        # 0.1.0 named it and left it as autogenerate wrote it
+        upgrade_0_1_0=("    op.create_foreign_key(op.f('fk_order_invoice_id_invoice'), 'order', "
+                       "'invoice', ['invoice_id'], ['id'])\n"),
+        downgrade_0_1_0=("    op.drop_constraint(op.f('fk_order_invoice_id_invoice'), 'order', "
+                         "type_='foreignkey')\n"),
+        # every order, once a valid foreign key holds them
+        filled=('SELECT count(*) FROM "order" WHERE EXISTS (SELECT FROM pg_constraint WHERE '
+                "conrelid = '\"order\"'::regclass AND contype = 'f' AND convalidated)"),
+    )
+
+
 KINDS: dict[str, Callable[[], Kind]] = {
     "not-null-constant": not_null_constant,
     "not-null-computed": not_null_computed,
+    "foreign-key": foreign_key,
 }
 VARIANTS = ("autogenerate alone", "migrafix before", "migrafix now")
 
@@ -401,7 +435,8 @@ def measure_size(databases: Databases, kinds: Sequence[Kind], variants: Sequence
                 project.engine.dispose()
             finally:
                 databases.drop(name)
-            note = f": {kind.alone_note}" if variant == "autogenerate alone" else ""
+            note = f": {kind.alone_note}" if variant == "autogenerate alone" and kind.alone_note \
+                else ""
             stall = f"failed: {run.error}" if run.error else (
                 f"{run.stall * 1000:,.0f} ms at {run.stall_at:.1f} s")
             filled = "" if run.filled is None else (

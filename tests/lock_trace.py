@@ -17,7 +17,8 @@ with (:func:`install` puts it in a harness project's env.py, switched on by
   (:func:`documented_lock`, which tests/test_lock_behaviour.py checks against pg_locks).
 - The session runs with ``client_min_messages = debug1``: PostgreSQL then says when it scans a
   table to verify a constraint (``verifying table "t"``), rewrites it (``rewriting table
-  "t"``), builds an index on it, or skips the scan of a SET NOT NULL because a valid CHECK
+  "t"``), checks a foreign key (``validating foreign key constraint "c"``), builds an
+  index on it, or skips the scan of a SET NOT NULL because a valid CHECK
   proves it (``existing constraints on column "t.c" are sufficient to prove that it does not
   contain nulls``, PostgreSQL >= 12). Each statement carries what was said while it ran.
 """
@@ -186,6 +187,9 @@ _SCAN_NOTICES = (
     re.compile(r'^DEBUG: (rewriting) table "(?P<table>[^"]+)"$'),
     re.compile(r'^DEBUG: (building index) "[^"]+" on table "(?P<table>[^"]+)"'),
 )
+# A foreign key's check of the rows (RI_Initial_Check) says only the constraint's name: it is
+# taken to read the tables its statement names, the ALTERed one and the one it REFERENCES.
+_FOREIGN_KEY_NOTICE = re.compile(r'^DEBUG: validating foreign key constraint "[^"]+"$')
 # Where a statement names the tables it locks.
 _NAMING_KEYWORDS = "TABLE|FROM|UPDATE|INTO|JOIN|USING|ON|REFERENCES"
 _WRITING_KEYWORDS = r"UPDATE|DELETE\s+FROM|INSERT\s+INTO|MERGE\s+INTO"
@@ -215,9 +219,13 @@ class Statement:
 
     def scans(self, table: str) -> list[str]:
         """How PostgreSQL said this statement scanned, rewrote or indexed ``table``."""
-        return [f"{match.group(1)} {table}" for notice in self.notices
-                for pattern in _SCAN_NOTICES
-                if (match := pattern.match(notice)) and match.group("table") == table]
+        found = [f"{match.group(1)} {table}" for notice in self.notices
+                 for pattern in _SCAN_NOTICES
+                 if (match := pattern.match(notice)) and match.group("table") == table]
+        if any(_FOREIGN_KEY_NOTICE.match(notice) for notice in self.notices) and re.search(
+                _named(table, "TABLE|REFERENCES"), self.sql, re.IGNORECASE):
+            found.append(f"validating a foreign key of {table}")
+        return found
 
     def touches_rows(self, table: str) -> bool:
         """A SELECT, UPDATE, DELETE, INSERT or MERGE that reads or writes rows of ``table``."""

@@ -626,9 +626,12 @@ def test_check_reports_findings_exit_1(project: Path, capsys: pytest.CaptureFixt
     code, out, err = run(capsys, "check", "--naming", "convention", V)
     assert code == 1
     lines = out.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith(f"{V}/a1_fk.py:{FK_UPGRADE_LINE}:5: unnamed-constraint ")
-    assert all(line.endswith(" [fixable]") for line in lines)
+    # the foreign key's lock, which a file of one revision cannot avoid: a note
+    assert lines[1].startswith(f"{V}/a1_fk.py:{FK_UPGRADE_LINE}:5: validating-constraint-add ")
+    assert lines[1].endswith(" [note]")
+    assert all(line.endswith(" [fixable]") for line in (lines[0], lines[2]))
     assert err.startswith("Found 2 findings in 1 file; 2 fixable")
     assert path.read_text() == FK
 
@@ -840,13 +843,15 @@ def test_bad_setting_flags_exit_2(
 
 def test_ignore_flag_silences_a_rule(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     put(project / V / "a1_fk.py", FK)
-    assert run(capsys, "check", "--ignore", "not-null-add,unnamed-constraint", V) == (0, "", "")
+    assert run(capsys, "check", "--ignore",
+               "not-null-add,unnamed-constraint,validating-constraint-add", V) == (0, "", "")
     assert run(capsys, "check", "--select", "not-null-add", "--select", "concurrent-index",
                V) == (0, "", "")
 
 
 def test_pyproject_ignore_applies(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    put(project / "pyproject.toml", '[tool.migrafix]\nignore = ["unnamed-constraint"]\n')
+    put(project / "pyproject.toml",
+        '[tool.migrafix]\nignore = ["unnamed-constraint", "validating-constraint-add"]\n')
     put(project / V / "a1_fk.py", FK)
     assert run(capsys, "check", "--naming", "convention", V) == (0, "", "")
 
@@ -882,7 +887,7 @@ def test_broken_pyproject_is_one_line_and_other_projects_still_run(
     assert code == 2
     assert err.splitlines() == [f"migrafix: error: {complaint}",
                                 "Found 2 findings in 1 file; 2 fixable by `migrafix rewrite`, "
-                                "0 to fix by hand."]
+                                "0 to fix by hand. Also 1 note."]
     assert {line.split(":")[0] for line in out.splitlines()} == {"other/versions/b1_fk.py"}
     code, out, _ = run(capsys, "check", "--naming", "convention", "--format", "github", V)
     assert code == 2

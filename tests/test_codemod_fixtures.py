@@ -18,6 +18,7 @@ else:  # Python 3.10: the backport migrafix itself uses there
     import tomli as tomllib
 
 from migrafix.codemod import Options, check_source, fix_source
+from migrafix.codemod.api import FileFinding
 from migrafix.settings import Settings
 
 CASES = Path(__file__).resolve().parent.parent / "fixtures" / "codemod"
@@ -37,6 +38,10 @@ def golden(path: Path, actual: str) -> str:
     return path.read_text()
 
 
+def _state(finding: FileFinding) -> str:
+    return "fixed" if finding.fixable else "note" if finding.note else "not fixed"
+
+
 @pytest.mark.parametrize("case", sorted(p for p in CASES.iterdir() if p.is_dir()),
                          ids=lambda p: p.name)
 def test_case(case: Path) -> None:
@@ -44,8 +49,7 @@ def test_case(case: Path) -> None:
     options = options_for(case)
     result = fix_source(before, options)
     findings = "".join(
-        f"{f.line}:{f.column}: {f.rule} {f.message} [{'fixed' if f.fixable else 'not fixed'}]\n"
-        for f in result.findings
+        f"{f.line}:{f.column}: {f.rule} {f.message} [{_state(f)}]\n" for f in result.findings
     )
     assert result.source == golden(case / "after.py", result.source)
     assert findings == golden(case / "findings.txt", findings)

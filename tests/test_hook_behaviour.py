@@ -404,7 +404,7 @@ def test_project_convention_first_migrafix_default_for_the_rest(
     project.revision("v1")
     project.alembic("upgrade", "head")
     project.write_models(models(SHIPMENT, PARCEL_V2, header=FK_CONVENTION))
-    [path] = project.revision("v2")
+    [_validate, path] = project.revision("v2")  # the foreign key is validated in 0002_post
     assert "op.create_unique_constraint(op.f('uq_parcel_code'), 'parcel', ['code'])" in (
         body_lines(revision_text(path))
     )
@@ -435,7 +435,7 @@ def test_long_constraint_name_is_truncated_as_the_database_stores_it(
     name in the file is the name in the database, and the downgrade drops it by that name."""
     project = started(tmp_path, pg_url, LONG_PARENT, LONG_CHILD)
     project.write_models(models(LONG_PARENT, f"{LONG_CHILD}, {LONG_FK}"))
-    [path] = project.revision("v2")
+    [validate, path] = project.revision("v2")
     text = revision_text(path)
     untruncated = "fk_warehouse_inventory_adjustment_line_originating_document_id_purchase"
     assert untruncated not in text
@@ -446,5 +446,7 @@ def test_long_constraint_name_is_truncated_as_the_database_stores_it(
     assert len(fk["name"]) <= 63
     assert f"op.create_foreign_key(op.f('{fk['name']}')" in text
     assert f"op.drop_constraint(op.f('{fk['name']}')" in text
+    # validated under the name the database holds
+    assert f"VALIDATE CONSTRAINT {fk['name']}'" in revision_text(validate)
     project.alembic("downgrade", "0001")
     assert columns(project, "warehouse_inventory_adjustment_line") == ["id"]

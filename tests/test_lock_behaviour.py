@@ -185,3 +185,158 @@ CREATE TABLE "order" (id integer PRIMARY KEY, price numeric(10, 2) NOT NULL,
                       quantity integer NOT NULL);
 ALTER TABLE "order" ADD CONSTRAINT ck_order_positive CHECK (quantity > 0) NOT VALID;
 """
+
+
+# --- a foreign key added to a populated column (validating-constraint-add) -----------------
+
+FK_V1 = """\
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+invoice = sa.Table("invoice", metadata,
+                   sa.Column("id", sa.Integer, primary_key=True, autoincrement=False))
+order = sa.Table(
+    "order", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("invoice_id", sa.Integer),
+)
+"""
+FK_V2 = FK_V1.replace('sa.Column("invoice_id", sa.Integer)',
+                      'sa.Column("invoice_id", sa.Integer, sa.ForeignKey("invoice.id"))')
+FK_SEED = (
+    "INSERT INTO invoice (id) SELECT g FROM generate_series(1, 20) AS g",
+    'INSERT INTO "order" (id, invoice_id) SELECT g, g % 20 + 1 FROM generate_series(1, :rows) AS g',
+)
+FK_ORIGINAL = 'SELECT id, invoice_id FROM "order" ORDER BY id'
+FK_VALIDATED = ("SELECT convalidated FROM pg_constraint "
+                "WHERE conname = 'fk_order_invoice_id_invoice'")
+
+
+def with_invoices(tmp_path: Path, url: str, hook: str | None = "default") -> AlembicProject:
+    """A project at revision 0001 (models FK_V1), ROWS orders of 20 invoices, the recorder
+    installed; ``hook`` None: autogenerate alone."""
+    project = AlembicProject(tmp_path, url) if hook else AlembicProject(tmp_path, url, hook=None)
+    lock_trace.install(project)
+    project.write_models(FK_V1)
+    project.revision("v1")
+    project.alembic("upgrade", "head")
+    for statement in FK_SEED:
+        project.execute(statement, {"rows": ROWS})
+    project.write_models(FK_V2)
+    return project
+
+
+def test_foreign_key_is_validated_outside_the_lock(tmp_path: Path, pg_url: str) -> None:
+    project = with_invoices(tmp_path, pg_url)
+    original = project.rows(FK_ORIGINAL)
+    files = project.revision("v2")
+    assert [f.name for f in files] == ["0002_post_v2_validate_constraints.py", "0002_v2.py"]
+
+    trace = lock_trace.upgrade(project)
+
+    assert trace.blocking_work("order") == [], trace
+    assert trace.blocking_work("invoice") == [], trace
+    [add] = trace.matching(r'^ALTER TABLE "order" ADD CONSTRAINT .* FOREIGN KEY')
+    assert add.sql.rstrip().endswith("NOT VALID") and add.scans("order") == []
+    assert trace.transaction_of(add).modes("order") >= {"ShareRowExclusiveLock"}
+    [validate] = trace.matching(r'VALIDATE CONSTRAINT fk_order_invoice_id_invoice')
+    # alone in its transaction, holding no lock that stops writes, and the one that scans
+    assert trace.transaction_of(validate).statements == (validate,)
+    assert trace.transaction_of(validate).modes("order") == {"ShareUpdateExclusiveLock"}
+    assert validate.scans("order") == ["validating a foreign key of order"]
+    assert [s for s in trace.statements if s.scans("order") or s.scans("invoice")] == [validate]
+    assert project.rows(FK_VALIDATED) == [(True,)]
+    assert project.rows(FK_ORIGINAL) == original and diffs(project) == []
+
+    project.alembic("downgrade", "0001")
+    assert project.rows(FK_ORIGINAL) == original
+    assert project.rows(FK_VALIDATED) == []
+    trace = lock_trace.upgrade(project)
+    assert trace.blocking_work("order") == [] and trace.blocking_work("invoice") == [], trace
+    assert project.rows(FK_VALIDATED) == [(True,)]
+    assert project.rows(FK_ORIGINAL) == original and diffs(project) == []
+
+
+def test_failed_validate_leaves_the_revision_and_the_rerun_finishes(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """An order whose invoice does not exist: the VALIDATE fails, the database is at 0002
+    with the constraint NOT VALID (new writes are checked); once the row is fixed, `alembic
+    upgrade head` validates it."""
+    project = with_invoices(tmp_path, pg_url)
+    project.execute('UPDATE "order" SET invoice_id = 999 WHERE id = 7')
+    project.revision("v2")
+
+    failed = project.alembic("upgrade", "head", check=False)
+
+    assert failed.returncode != 0
+    assert "fk_order_invoice_id_invoice" in failed.stderr
+    assert "0002 (head)" not in project.alembic("current").stdout
+    assert project.rows("SELECT version_num FROM alembic_version") == [("0002",)]
+    assert project.rows(FK_VALIDATED) == [(False,)]
+    with pytest.raises(sa.exc.IntegrityError):  # enforced for new writes meanwhile
+        project.execute('UPDATE "order" SET invoice_id = 998 WHERE id = 8')
+
+    project.execute('UPDATE "order" SET invoice_id = 1 WHERE id = 7')
+    project.alembic("upgrade", "head")
+    assert project.rows("SELECT version_num FROM alembic_version") == [("0002_post",)]
+    assert project.rows(FK_VALIDATED) == [(True,)]
+    assert diffs(project) == []
+
+
+def test_the_trace_sees_autogenerate_scan_under_the_lock(tmp_path: Path, pg_url: str) -> None:
+    """The proof can fail: autogenerate's create_foreign_key checks every order while its
+    transaction holds SHARE ROW EXCLUSIVE on both tables."""
+    project = with_invoices(tmp_path, pg_url, hook=None)
+    project.revision("v2")
+
+    trace = lock_trace.upgrade(project)
+
+    for table in ("order", "invoice"):
+        [found] = trace.blocking_work(table)
+        assert re.search(rf"FOREIGN KEY.*\[validating a foreign key of {table}\] under "
+                         r"ShareRowExclusiveLock", found), found
+
+
+def test_validating_a_foreign_key_blocks_no_write(tmp_path: Path, pg_url: str) -> None:
+    """A foreign key's VALIDATE, run in autocommit, is judged by its documented lock: here,
+    in a transaction, it holds SHARE UPDATE EXCLUSIVE on its table and ROW SHARE on the one it
+    references, neither of which stops a write."""
+    engine = sa.create_engine(pg_url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            'CREATE TABLE invoice (id integer PRIMARY KEY); '
+            'CREATE TABLE "order" (id integer PRIMARY KEY, invoice_id integer); '
+            'ALTER TABLE "order" ADD CONSTRAINT fk FOREIGN KEY (invoice_id) '
+            "REFERENCES invoice (id) NOT VALID"))
+    path = tmp_path / "trace.jsonl"
+    lock_trace.record(engine, path)
+    statement = 'ALTER TABLE "order" VALIDATE CONSTRAINT fk'
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement))
+    [run] = lock_trace.read(path).matching(re.escape(statement))
+    assert lock_trace.documented_lock(statement) == "ShareUpdateExclusiveLock"
+    assert {(lock.relation, lock.mode) for lock in run.locks if lock.relation == lock.table} \
+        == {("order", "ShareUpdateExclusiveLock"), ("invoice", "RowShareLock"),
+            ("order", "AccessShareLock"), ("invoice", "AccessShareLock")}
+    assert not {lock.mode for lock in run.locks} & lock_trace.BLOCKS_WRITES
+
+
+def test_a_column_added_with_its_foreign_key_is_scanned_under_the_lock(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Why validating-constraint-add reports add_column(sa.Column(..., sa.ForeignKey(...))):
+    Alembic adds the column, then the foreign key as an ALTER of its own, and PostgreSQL checks
+    every row for it (all NULL as they are) under the ADD COLUMN's ACCESS EXCLUSIVE lock. (A
+    REFERENCES inside the ADD COLUMN itself would skip that scan: Alembic does not write one.)"""
+    project = with_invoices(tmp_path, pg_url)
+    project.hand_written(
+        "v2", "    op.add_column('order', sa.Column('second_invoice_id', sa.Integer(), "
+        "sa.ForeignKey('invoice.id')))\n",
+        "    op.drop_column('order', 'second_invoice_id')\n")
+
+    trace = lock_trace.upgrade(project)
+
+    [found] = trace.blocking_work("order")
+    assert re.search(r"ADD FOREIGN KEY\(second_invoice_id\).*\[validating a foreign key of "
+                     r"order\] under .*AccessExclusiveLock", found), found

@@ -16,14 +16,27 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import conv
 
 from migrafix.ops import BackfillOp, BatchedBackfillOp, NotValidCheckOp, UndoOnFailureOp
+from migrafix.revision import derived
 
 __all__ = [
     "BATCHED_DIALECTS",
+    "NOT_VALID_DIALECTS",
+    "ValidatedLater",
+    "add_not_valid",
     "batched_backfill",
     "check_name",
     "set_not_null_online",
     "update_statement",
+    "validate_constraint",
 ]
+
+# Where a constraint can be added without checking the rows already there, and checked later
+# without blocking writes: PostgreSQL's NOT VALID and VALIDATE CONSTRAINT. InnoDB has no such
+# pair (it adds a foreign key in place only with foreign_key_checks=0, which never checks the
+# existing rows); SQLite adds a constraint only by copying the table.
+NOT_VALID_DIALECTS = frozenset({"postgresql"})
+# The constraints NOT VALID applies to on PostgreSQL.
+ValidatedLater = ops.CreateForeignKeyOp | ops.CreateCheckConstraintOp
 
 # Where a backfill is written as batches: each batch a short transaction of its own.
 BATCHED_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
@@ -137,10 +150,50 @@ def set_not_null_online(
         ops.ExecuteSQLOp(f"ALTER TABLE {target} DROP CONSTRAINT IF EXISTS {quoted}"),
         check,
         UndoOnFailureOp(
-            [fill_rest, ops.ExecuteSQLOp(f"ALTER TABLE {target} VALIDATE CONSTRAINT {quoted}")],
+            [fill_rest, validate_constraint(table, schema, name, dialect)],
             [drop_check],
             why="a row left NULL: the check would refuse writes to it",
         ),
         set_not_null,
         drop_check,
     ]
+
+
+def validate_constraint(
+    table: str, schema: str | None, name: str, dialect: Dialect
+) -> ops.ExecuteSQLOp:
+    """``ALTER TABLE t VALIDATE CONSTRAINT c`` (PostgreSQL): checks the rows a NOT VALID
+    constraint let through, under SHARE UPDATE EXCLUSIVE on ``t`` (and ROW SHARE on a foreign
+    key's referenced table): reads and writes go on. Run on a valid constraint it does
+    nothing, so a rerun after a failure starts where it stopped."""
+    preparer = dialect.identifier_preparer
+    target = preparer.format_table(sa.table(table, schema=schema))
+    return ops.ExecuteSQLOp(
+        f"ALTER TABLE {target} VALIDATE CONSTRAINT {preparer.quote(str(name))}")
+
+
+def add_not_valid(
+    add: ValidatedLater, dialect: Dialect
+) -> tuple[ops.AddConstraintOp, ops.ExecuteSQLOp]:
+    """``add`` (a named foreign key or CHECK) written NOT VALID, and the VALIDATE that checks
+    the rows already there, which must run in a later transaction.
+
+    NOT VALID: PostgreSQL checks only the rows written from then on, so the ADD holds its lock
+    (SHARE ROW EXCLUSIVE on both tables of a foreign key, ACCESS EXCLUSIVE for a CHECK) for a
+    moment, without a scan. The VALIDATE then scans under a lock that lets writes go on; run
+    in the ADD's transaction it would scan while the ADD's lock is still held (Alembic runs
+    every pending revision in one transaction unless ``transaction_per_migration``): it
+    belongs in an autocommit block of a revision of its own."""
+    assert add.constraint_name is not None
+    not_valid: ops.AddConstraintOp
+    if isinstance(add, ops.CreateForeignKeyOp):
+        not_valid = derived(add, ops.CreateForeignKeyOp(
+            add.constraint_name, add.source_table, add.referent_table, list(add.local_cols),
+            list(add.remote_cols), **{**add.kw, "postgresql_not_valid": True}))
+        table, schema = add.source_table, add.kw.get("source_schema")
+    else:
+        # migrafix renders it: Alembic renders a check constraint op only from 1.20 on
+        not_valid = derived(add, NotValidCheckOp(str(add.constraint_name), add.table_name,
+                                                 add.condition, schema=add.schema, **add.kw))
+        table, schema = add.table_name, add.schema
+    return not_valid, validate_constraint(table, schema, str(add.constraint_name), dialect)

@@ -12,7 +12,7 @@ from typing import Any
 
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
-from alembic.autogenerate.render import render_op
+from alembic.autogenerate.render import _render_gen_name, render_op
 from alembic.operations import ops
 from alembic.operations.ops import MigrateOperation
 
@@ -100,10 +100,11 @@ class NotValidCheckOp(ops.CreateCheckConstraintOp):
     Rendered here: Alembic renders a check constraint op only from 1.20 on."""
 
     def __init__(
-        self, constraint_name: str, table_name: str, condition: str, *, schema: str | None
+        self, constraint_name: str, table_name: str, condition: Any, *, schema: str | None,
+        **kw: Any,
     ) -> None:
         super().__init__(constraint_name, table_name, condition, schema=schema,
-                         postgresql_not_valid=True)
+                         **{**kw, "postgresql_not_valid": True})
 
 
 class UndoOnFailureOp(ops.MigrateOperation):
@@ -194,9 +195,15 @@ def _render_batched_backfill(
 @renderers.dispatch_for(NotValidCheckOp)
 def _render_not_valid_check(autogen_context: AutogenContext, op: NotValidCheckOp) -> str:
     op_ = autogen_context.opts.get("alembic_module_prefix") or "op."
+    condition = op.condition if isinstance(op.condition, str) else str(op.condition.compile(
+        dialect=autogen_context.dialect, compile_kwargs={"literal_binds": True}))
     schema = f", schema={op.schema!r}" if op.schema else ""
-    return (f"{op_}create_check_constraint({op.constraint_name!r}, {op.table_name!r}, "
-            f"{str(op.condition)!r}{schema}, postgresql_not_valid=True)")
+    # postgresql_not_valid last, where a reader looks for it
+    options = "".join(f", {key}={value!r}" for key, value in op.kw.items()
+                      if key != "postgresql_not_valid")
+    name = _render_gen_name(autogen_context, op.constraint_name)  # op.f('...') for a conv
+    return (f"{op_}create_check_constraint({name!r}, {op.table_name!r}, "
+            f"{condition!r}{schema}{options}, postgresql_not_valid=True)")
 
 
 @renderers.dispatch_for(UndoOnFailureOp)

@@ -11,28 +11,33 @@ inside a string). Each rule acts only on ops the reader builds from an ``op.METH
 ``upgrade()`` or ``downgrade()``; so each rule's necessary condition is a method name, and, for
 some, a word among that call's arguments:
 
-==================== ===========================================================================
-rule                 what the code must contain for the rule to find anything
-==================== ===========================================================================
-concurrent-index     ``postgresql_concurrently`` (with ``concurrent_indexes = "always"`` on
-                     PostgreSQL: any ``create_index``/``drop_index``); and whatever the settings,
-                     ``autocommit_block`` (the fixer's own report on what such a block commits)
-not-null-add         an ``.add_column(...)`` whose arguments contain ``nullable`` and ``False``
-                     (only ``nullable is False`` columns are split) and no ``server_default=``
-                     keyword of its ``Column(...)`` (unless ``None`` is there too); or, in one
-                     function, an ``add_column`` and an ``alter_column(...)`` whose arguments
-                     contain ``nullable`` and ``False`` (a column set NOT NULL after it was
-                     added nullable)
-unnamed-constraint   a create/drop of a constraint or index whose arguments contain ``None`` (a
-                     name left out is a TypeError: the call stays opaque); or a
-                     ``create_table(...)`` with a ``...Constraint(...)`` among its arguments
-                     that has no ``name=`` keyword, or ``None`` in it (an unnamed explicit
-                     constraint is the only trigger for naming a new table's constraints); or a
-                     constraint class imported under another name
-drop-add-rename      ``drop_column`` and ``add_column`` in one function (a rename is a drop and
-                     an add in the same direction); with table renames asked for, ``drop_table``
-                     and ``create_table``
-==================== ===========================================================================
+========================= ======================================================================
+rule                      what the code must contain for the rule to find anything
+========================= ======================================================================
+concurrent-index          ``postgresql_concurrently`` (with ``concurrent_indexes = "always"``
+                          on PostgreSQL: any ``create_index``/``drop_index``); and whatever the
+                          settings, ``autocommit_block`` (the fixer's own report on what such a
+                          block commits)
+not-null-add              an ``.add_column(...)`` whose arguments contain ``nullable`` and
+                          ``False`` (only ``nullable is False`` columns are split) and no
+                          ``server_default=`` keyword of its ``Column(...)`` (unless ``None``
+                          is there too); or, in one function, an ``add_column`` and an
+                          ``alter_column(...)`` whose arguments contain ``nullable`` and
+                          ``False`` (a column set NOT NULL after it was added nullable)
+unnamed-constraint        a create/drop of a constraint or index whose arguments contain
+                          ``None`` (a name left out is a TypeError: the call stays opaque); or
+                          a ``create_table(...)`` with a ``...Constraint(...)`` among its
+                          arguments that has no ``name=`` keyword, or ``None`` in it (an
+                          unnamed explicit constraint is the only trigger for naming a new
+                          table's constraints); or a constraint class imported under another
+                          name
+validating-constraint-add on PostgreSQL only: a ``create_foreign_key`` or
+                          ``create_check_constraint``; or an ``add_column(...)`` whose
+                          arguments contain ``ForeignKey``
+drop-add-rename           ``drop_column`` and ``add_column`` in one function (a rename is a
+                          drop and an add in the same direction); with table renames asked
+                          for, ``drop_table`` and ``create_table``
+========================= ======================================================================
 
 A call's arguments are the text from the ``(`` after its method name to the matching ``)``.
 A method name counts only after a ``.``: the reader reads only ``receiver.method(...)`` calls.
@@ -222,6 +227,17 @@ def _unnamed_constraint(code: _Code, settings: Settings, dialect: str) -> bool:
     return any(_unnamed_in_create_table(a) for a in _calls(_CREATE_TABLE, code.code))
 
 
+_VALIDATED_ADD = _methods(["create_foreign_key", "create_check_constraint"])
+
+
+def _validating_constraint_add(code: _Code, settings: Settings, dialect: str) -> bool:
+    if dialect != "postgresql":
+        return False
+    if _VALIDATED_ADD.search(code.code) is not None:
+        return True
+    return any(b"ForeignKey" in a for a in _calls(_ADD_COLUMN, code.code))
+
+
 def _drop_add_rename(code: _Code, settings: Settings, dialect: str) -> bool:
     for body in code.functions:
         if b"drop_column" in body and b"add_column" in body:
@@ -241,6 +257,7 @@ RULE_TESTS: Mapping[str, RuleTest] = {
     "concurrent-index": _concurrent_index,
     "not-null-add": _not_null_add,
     "unnamed-constraint": _unnamed_constraint,
+    "validating-constraint-add": _validating_constraint_add,
     "drop-add-rename": _drop_add_rename,
 }
 

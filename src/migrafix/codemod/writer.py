@@ -450,7 +450,7 @@ def _edit_call(
     """``call`` with the one change that turns ``origin`` into ``op``; None if the difference
     is not one of the edits known here."""
     double_quotes = style.double_quotes
-    if type(op) is not type(origin):
+    if not isinstance(op, type(origin)):  # a subclass (NotValidCheckOp) is the same call
         return None
     if isinstance(op, ops.CreateTableOp):
         return _name_table_constraints(op, call, receiver, arguments or [], style.double_quotes)

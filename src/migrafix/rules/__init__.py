@@ -1,5 +1,6 @@
 """The rules, in the order they run: renames first (a renamed column is not a new NOT NULL
-column), names before indexes are moved (a moved index keeps the name it was given)."""
+column), names before indexes are moved (a moved index keeps the name it was given) and before
+constraints are validated later (a VALIDATE names its constraint)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from migrafix.rules.concurrent_index import ConcurrentIndex
 from migrafix.rules.drop_add_rename import DropAddRename
 from migrafix.rules.not_null_add import NotNullAdd
 from migrafix.rules.unnamed_constraint import UnnamedConstraint
+from migrafix.rules.validating_constraint_add import ValidatingConstraintAdd
 
 __all__ = ["ALL_RULES", "RULES_BY_NAME", "Example", "Finding", "Rule", "RuleContext"]
 
@@ -17,6 +19,7 @@ ALL_RULES: tuple[Rule, ...] = (
     DropAddRename(),
     NotNullAdd(),
     UnnamedConstraint(),
+    ValidatingConstraintAdd(),
     ConcurrentIndex(),
 )
 

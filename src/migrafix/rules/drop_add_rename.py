@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,7 +54,19 @@ class DropAddRename(Rule):
         "back. A pair that only looks like a rename (same type) is left as it is, with a "
         "comment in the revision and a warning naming the `-x rename=...` that would ask. "
         "`migrafix check` says so only for a revision that has not run yet (see `--naming`): "
-        "in one that ran, the data is gone whatever the file says now."
+        "in one that ran, the data is gone whatever the file says now.\n\n"
+        "A rename keeps what the database carries over it. Autogenerate also drops and "
+        "creates again each index, unique constraint and foreign key over the renamed column "
+        "or table: an index build, or a foreign key's scan of the table, under a lock that "
+        "stops writes, for what PostgreSQL and MySQL already moved to the new name. Such a "
+        "pair, when only the rename tells its two halves apart, is folded away; where the "
+        "model's name differs (a naming convention's name holds the column's or table's), it "
+        "becomes a rename: `ALTER TABLE ... RENAME CONSTRAINT` or `ALTER INDEX ... RENAME TO` "
+        "on PostgreSQL, `ALTER TABLE ... RENAME INDEX` on MySQL and MariaDB (which cannot "
+        "rename a foreign key: one whose name changes is dropped and created as autogenerate "
+        "wrote it), and the downgrade renames it back. A renamed table's unique, foreign key "
+        "and check constraints are renamed, created or dropped to match the model. SQLite "
+        "(batch mode copies the table with its indexes anyway) is left as written."
     )
     fix_safety = (
         "Safe when the pair really is a rename, which only you can say. If the new column "
@@ -72,10 +85,15 @@ class DropAddRename(Rule):
         if context.report_unmatched_renames:
             self._report_unmatched(revision.upgrade, plan, context)
         for tree, tree_plan in ((revision.upgrade, plan), (revision.downgrade, plan.inverted())):
+            renamed = _Renamed()
             for rename in tree_plan.tables:
-                self._rename_table(tree, rename, context)
+                self._rename_table(revision, tree, rename, renamed, context)
             for group in tree.table_groups():
-                self._rename_columns(tree, group, tree_plan, context)
+                self._rename_columns(tree, group, tree_plan, renamed, context)
+            if renamed and context.dialect_name in _FOLDING_DIALECTS and not context.released:
+                self._fold_rebuilds(tree, renamed, context)
+            if renamed.tables:
+                _references_after_renames(tree)
 
     # --- what was asked -------------------------------------------------------------------
 
@@ -149,7 +167,8 @@ class DropAddRename(Rule):
     # --- columns --------------------------------------------------------------------------
 
     def _rename_columns(
-        self, tree: Tree, group: ops.ModifyTableOps, plan: _Plan, context: RuleContext
+        self, tree: Tree, group: ops.ModifyTableOps, plan: _Plan, renamed: _Renamed,
+        context: RuleContext,
     ) -> None:
         drops = {op.column_name: op for op in group.ops if isinstance(op, ops.DropColumnOp)}
         adds = {op.column.name: op for op in group.ops if isinstance(op, ops.AddColumnOp)}
@@ -162,6 +181,7 @@ class DropAddRename(Rule):
             alter = derived(add, _alter_for_rename(group, drop, add, context))
             replace_in(group.ops, add, [alter])
             replace_in(group.ops, drop, [])
+            renamed.columns[(group.schema, group.table_name, rename.old)] = rename.new
             context.report(Finding(self.name, tree.direction, group.table_name,
                 f"drop + add of {rename.old} / {rename.new} written as a rename", fixed=True,
                 op=add))
@@ -193,7 +213,10 @@ class DropAddRename(Rule):
 
     # --- tables ---------------------------------------------------------------------------
 
-    def _rename_table(self, tree: Tree, rename: TableRename, context: RuleContext) -> None:
+    def _rename_table(
+        self, revision: Revision, tree: Tree, rename: TableRename, renamed: _Renamed,
+        context: RuleContext,
+    ) -> None:
         pairs = _drops_and_creates(tree, rename)
         if len(pairs) > 1:  # said once, of the rename as asked: the upgrade's
             if tree.direction != "upgrade":
@@ -228,6 +251,12 @@ class DropAddRename(Rule):
             if name not in new_columns:
                 changes.append(ops.DropColumnOp(rename.new, name, schema=schema,
                                                 _reverse=ops.AddColumnOp(rename.new, column)))
+        if context.dialect_name in _FOLDING_DIALECTS:  # SQLite alters them only in batch mode
+            dropped, added = _constraint_changes(drop._reverse, create, rename, context)
+            changes = dropped + changes + added
+        renamed.tables[(schema, rename.old)] = rename.new
+        # Neither is created nor dropped now: the table keeps its rows.
+        revision.transient_tables -= {(schema, rename.old), (schema, rename.new)}
         rename_op = ops.RenameTableOp(rename.old, rename.new, schema=schema)
         group = ops.ModifyTableOps(rename.new, changes, schema=schema)
         replacement: list[ops.MigrateOperation] = [rename_op] + ([group] if changes else [])
@@ -241,6 +270,232 @@ class DropAddRename(Rule):
         context.report(Finding(self.name, tree.direction, rename.old,
             f"drop_table + create_table of {rename.old} / {rename.new} written as a rename",
             fixed=True, op=create))
+
+    # --- what the database carries over a rename --------------------------------------------
+
+    def _fold_rebuilds(self, tree: Tree, renamed: _Renamed, context: RuleContext) -> None:
+        """A drop + create of one index or constraint that differ only by a column or table
+        renamed here: autogenerate rebuilds it, under a lock that stops writes (an index
+        build, a foreign key's scan), though the database carries it over the rename. The
+        pair goes; where the names differ (a convention name holding the column's), the
+        index or constraint is renamed instead."""
+        drops: list[tuple[ops.MigrateOperation, _Created]] = []
+        creates: dict[tuple[object, ...], list[_Created]] = defaultdict(list)
+        for _, op in tree.walk():
+            if isinstance(op, _CREATES):
+                creates[_signature(op, _Renamed(), context.dialect_name)].append(op)
+            elif isinstance(op, (ops.DropConstraintOp, ops.DropIndexOp)) and \
+                    isinstance(op._reverse, _CREATES):
+                drops.append((op, op._reverse))
+        replaced: dict[int, list[ops.MigrateOperation]] = {}
+        for drop, dropped in drops:
+            carried = _signature(dropped, renamed, context.dialect_name)
+            unrenamed = _signature(dropped, _Renamed(), context.dialect_name)
+            if carried == unrenamed or not creates.get(carried):
+                continue  # no rename touches it, or it is not created again as it was
+            create = creates[carried][0]
+            old_name, new_name = _item_name(dropped), _item_name(create)
+            if old_name is None or new_name is None or old_name == new_name:
+                replacement: list[ops.MigrateOperation] = []
+                done = f"{old_name or new_name}: kept as the database carries it over"
+            else:
+                rename_sql = _rename_sql(create, old_name, new_name, context)
+                if rename_sql is None:
+                    continue  # MySQL cannot rename a foreign key: rebuilt as written
+                # in the create's place: the codemod keeps the comments above it there
+                replacement = [derived(create, ops.ExecuteSQLOp(rename_sql))]
+                done = f"{old_name} renamed to {new_name}"
+            creates[carried].pop(0)
+            replaced[id(drop)] = []
+            replaced[id(create)] = replacement
+            context.report(Finding(self.name, tree.direction, _table_of_item(create),
+                f"drop + create of {_kind_word(create)} over a renamed column or table "
+                f"folded away, no rebuild: {done}", fixed=True, op=create))
+        tree.replace_all(replaced)
+
+
+def _references_after_renames(tree: Tree) -> None:
+    """A create_foreign_key referencing a table renamed in this tree goes after the rename,
+    which stands where autogenerate's drop_table stood, often after it (kept where MySQL cannot
+    rename a foreign key, or where it is new)."""
+    for op in list(tree.top):
+        if not isinstance(op, ops.RenameTableOp):
+            continue
+        target = (op.schema, op.new_table_name)
+        late: list[ops.MigrateOperation] = []
+        for group in tree.top[:tree.top.index(op)]:
+            if not isinstance(group, ops.ModifyTableOps):
+                continue
+            moved = [inner for inner in group.ops if isinstance(inner, ops.CreateForeignKeyOp)
+                     and (inner.kw.get("referent_schema"), inner.referent_table) == target]
+            if moved:
+                group.ops[:] = [inner for inner in group.ops if inner not in moved]
+                late.append(ops.ModifyTableOps(group.table_name, moved, schema=group.schema))
+        at = tree.top.index(op) + 1
+        tree.top[at:at] = late
+    tree.top[:] = [op for op in tree.top if not (isinstance(op, ops.ModifyTableOps) and not op.ops)]
+
+
+# Where renaming a column or table keeps its indexes and constraints (SQLite's are rebuilt
+# with the table in batch mode anyway).
+_FOLDING_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
+_CREATES = (ops.CreateIndexOp, ops.CreateUniqueConstraintOp, ops.CreateForeignKeyOp)
+_Created = ops.CreateIndexOp | ops.CreateUniqueConstraintOp | ops.CreateForeignKeyOp
+
+
+@dataclass
+class _Renamed:
+    """The renames one tree made: (schema, old table) -> new, and (schema, table as renamed,
+    old column) -> new column."""
+
+    tables: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    columns: dict[tuple[str | None, str, str], str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.tables or self.columns)
+
+    def table(self, schema: str | None, table: str) -> str:
+        return self.tables.get((schema, table), table)
+
+    def column_list(self, schema: str | None, table: str, columns: Sequence[Any]) -> tuple[Any, ...]:
+        """``columns`` of ``table`` (as renamed) by their names after the renames."""
+        names = [c.name if isinstance(c, sa.Column) else c for c in columns]
+        # an expression is compared by its SQL: a rename inside it is not followed
+        return tuple(self.columns.get((schema, table, c), c) if isinstance(c, str) else str(c)
+                     for c in names)
+
+
+def _options(kw: Mapping[str, Any], names: Sequence[str] | None = None) -> tuple[Any, ...]:
+    """What else tells two constraints apart, as comparable text: reflection gives a few
+    options as False or None that the model leaves out, and spells ON DELETE in capitals."""
+    return tuple(sorted((k, str(v).upper()) for k, v in kw.items()
+                        if v and (names is None or k in names)))
+
+
+_FK_OPTIONS = ("onupdate", "ondelete", "deferrable", "initially", "match")
+
+
+def _signature(op: _Created, renamed: _Renamed, dialect: str) -> tuple[object, ...]:
+    """What an index or constraint is, by the names it would have after ``renamed``. MySQL
+    reflects a unique constraint as a unique index: there the two are one kind."""
+    if isinstance(op, ops.CreateForeignKeyOp):
+        schema, referent_schema = op.kw.get("source_schema"), op.kw.get("referent_schema")
+        table = renamed.table(schema, op.source_table)
+        referent = renamed.table(referent_schema, op.referent_table)
+        return ("fk", schema, table, renamed.column_list(schema, table, op.local_cols),
+                referent_schema, referent,
+                renamed.column_list(referent_schema, referent, op.remote_cols),
+                _options(op.kw, _FK_OPTIONS))
+    table = renamed.table(op.schema, op.table_name)
+    if isinstance(op, ops.CreateIndexOp) and not (
+            op.unique and not _options(op.kw) and dialect in ("mysql", "mariadb")):
+        return ("ix", op.schema, table, renamed.column_list(op.schema, table, op.columns),
+                bool(op.unique), _options(op.kw))
+    return ("uq", op.schema, table, renamed.column_list(op.schema, table, op.columns),
+            _options(getattr(op, "kw", {}), ("deferrable", "initially")))
+
+
+def _item_name(op: _Created) -> str | None:
+    name = op.index_name if isinstance(op, ops.CreateIndexOp) else op.constraint_name
+    return None if name is None else str(name)
+
+
+def _table_of_item(op: _Created) -> str:
+    return op.source_table if isinstance(op, ops.CreateForeignKeyOp) else op.table_name
+
+
+def _kind_word(op: _Created) -> str:
+    if isinstance(op, ops.CreateIndexOp):
+        return "an index"
+    return "a foreign key" if isinstance(op, ops.CreateForeignKeyOp) else "a unique constraint"
+
+
+def _rename_sql(op: _Created, old: str, new: str, context: RuleContext) -> str | None:
+    """The statement that renames ``op``'s index or constraint from ``old`` to ``new`` on its
+    table (as renamed); None where the database cannot (a MySQL foreign key)."""
+    preparer = context.dialect.identifier_preparer
+    schema = op.kw.get("source_schema") if isinstance(op, ops.CreateForeignKeyOp) else op.schema
+    target = preparer.format_table(sa.table(_table_of_item(op), schema=schema))
+    if context.dialect_name == "postgresql":
+        if isinstance(op, ops.CreateIndexOp):
+            where = f"{preparer.quote_schema(schema)}." if schema else ""
+            return f"ALTER INDEX {where}{preparer.quote(old)} RENAME TO {preparer.quote(new)}"
+        return f"ALTER TABLE {target} RENAME CONSTRAINT {preparer.quote(old)} TO {preparer.quote(new)}"
+    if isinstance(op, ops.CreateForeignKeyOp) or context.dialect_name not in ("mysql", "mariadb"):
+        return None
+    return f"ALTER TABLE {target} RENAME INDEX {preparer.quote(old)} TO {preparer.quote(new)}"
+
+
+def _constraint_changes(
+    old: ops.CreateTableOp, new: ops.CreateTableOp, rename: TableRename, context: RuleContext
+) -> tuple[list[ops.MigrateOperation], list[ops.MigrateOperation]]:
+    """The unique, foreign key and check constraints of a renamed table that differ between
+    its old and new forms: the database carries the old ones over the rename, under their old
+    names. (drops, then the renames and creates.)"""
+    schema = new.schema
+    renamed = _Renamed({(schema, rename.old): rename.new})
+    olds = {_constraint_key(c, renamed): c for c in _constraints(old)}
+    dropped: list[ops.MigrateOperation] = []
+    added: list[ops.MigrateOperation] = []
+    for key, constraint in ((_constraint_key(c, _Renamed()), c) for c in _constraints(new)):
+        twin = olds.pop(key, None)
+        if twin is None:
+            added.append(ops.AddConstraintOp.from_constraint(constraint))
+            continue
+        old_name, new_name = twin.name, constraint.name
+        if old_name is None or new_name is None or str(old_name) == str(new_name):
+            continue
+        create = ops.AddConstraintOp.from_constraint(constraint)
+        sql = _rename_sql(create, str(old_name), str(new_name), context) \
+            if isinstance(create, _CREATES) else _rename_check_sql(create, str(old_name),
+                                                                    str(new_name), context)
+        if sql is None:  # rebuilt as it is written
+            dropped.append(ops.DropConstraintOp(old_name, rename.new, schema=schema,
+                                                type_=_constraint_type(twin)))
+            added.append(create)
+        else:
+            added.append(ops.ExecuteSQLOp(sql))
+    for constraint in olds.values():
+        if constraint.name is not None:
+            dropped.append(ops.DropConstraintOp(
+                constraint.name, rename.new, type_=_constraint_type(constraint), schema=schema))
+    return dropped, added
+
+
+def _rename_check_sql(op: ops.AddConstraintOp, old: str, new: str, context: RuleContext) -> str | None:
+    if context.dialect_name != "postgresql":
+        return None
+    preparer = context.dialect.identifier_preparer
+    target = preparer.format_table(sa.table(getattr(op, "table_name", ""),
+                                            schema=getattr(op, "schema", None)))
+    return f"ALTER TABLE {target} RENAME CONSTRAINT {preparer.quote(old)} TO {preparer.quote(new)}"
+
+
+def _constraints(op: ops.CreateTableOp) -> list[sa.Constraint]:
+    return [item for item in op.columns
+            if isinstance(item, (sa.UniqueConstraint, sa.ForeignKeyConstraint, sa.CheckConstraint))]
+
+
+def _constraint_type(constraint: sa.Constraint) -> str:
+    if isinstance(constraint, sa.ForeignKeyConstraint):
+        return "foreignkey"
+    return "unique" if isinstance(constraint, sa.UniqueConstraint) else "check"
+
+
+def _constraint_key(constraint: sa.Constraint, renamed: _Renamed) -> tuple[object, ...]:
+    """What a constraint of a renamed table is, by its table's new name."""
+    if isinstance(constraint, sa.CheckConstraint):
+        return ("ck", " ".join(str(constraint.sqltext).split()))
+    if isinstance(constraint, sa.ForeignKeyConstraint):
+        columns = tuple(constraint.column_keys)
+        targets = []
+        for element in constraint.elements:
+            table, _, column = element.target_fullname.rpartition(".")
+            targets.append((renamed.table(None, table), column))
+        return ("fk", columns, tuple(targets), _options(
+            {k: getattr(constraint, k, None) for k in _FK_OPTIONS}))
+    assert isinstance(constraint, sa.UniqueConstraint)
+    return ("uq", tuple(constraint.columns.keys()))
 
 
 def _drops_and_creates(
@@ -425,6 +680,47 @@ DropAddRename.examples = (
                        new_column_name='name',
                        existing_comment='shown on invoices',
                        existing_nullable=False)
+        """,
+    ),
+    Example(
+        title="a renamed column keeps its index, renamed",
+        dialect="postgresql",
+        settings={"renames": ["user.nick:handle"]},
+        before="""
+            metadata = sa.MetaData()
+            user = sa.Table(
+                "user", metadata,
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("nick", sa.String(50), index=True),
+            )
+        """,
+        after="""
+            metadata = sa.MetaData()
+            user = sa.Table(
+                "user", metadata,
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("handle", sa.String(50), index=True),
+            )
+        """,
+        autogenerated_upgrade=r"""
+            op.add_column('user', sa.Column('handle', sa.String(length=50), nullable=True))
+            op.drop_index(op.f('ix_user_nick'), table_name='user')
+            op.create_index(op.f('ix_user_handle'), 'user', ['handle'], unique=False)
+            op.drop_column('user', 'nick')
+        """,
+        fixed_upgrade=r"""
+            op.alter_column('user', 'nick',
+                       existing_type=sa.VARCHAR(length=50),
+                       new_column_name='handle',
+                       existing_nullable=True)
+            op.execute('ALTER INDEX ix_user_nick RENAME TO ix_user_handle')
+        """,
+        fixed_downgrade=r"""
+            op.alter_column('user', 'handle',
+                       existing_type=sa.String(length=50),
+                       new_column_name='nick',
+                       existing_nullable=True)
+            op.execute('ALTER INDEX ix_user_handle RENAME TO ix_user_nick')
         """,
     ),
     Example(

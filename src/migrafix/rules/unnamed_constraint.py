@@ -769,10 +769,21 @@ UnnamedConstraint.examples = (
             op.create_foreign_key(None, 'order', 'invoice', ['invoice_id'], ['id'])
         """,
         fixed_upgrade=r"""
+            # revision rev
             op.add_column('order', sa.Column('invoice_id', sa.Integer(), nullable=True))
-            op.create_foreign_key(op.f('fk_order_invoice_id_invoice'), 'order', 'invoice', ['invoice_id'], ['id'])
+            op.create_foreign_key(op.f('fk_order_invoice_id_invoice'), 'order', 'invoice', ['invoice_id'], ['id'], postgresql_not_valid=True)
+
+            # revision rev_post
+            # migrafix: VALIDATE checks existing rows against the constraints added NOT VALID before,
+            # while writes go on. If it fails, fix those rows and upgrade again.
+            with op.get_context().autocommit_block():
+                op.execute('ALTER TABLE "order" VALIDATE CONSTRAINT fk_order_invoice_id_invoice')
         """,
         fixed_downgrade=r"""
+            # revision rev_post
+            pass
+
+            # revision rev
             op.drop_constraint(op.f('fk_order_invoice_id_invoice'), 'order', type_='foreignkey')
             op.drop_column('order', 'invoice_id')
         """,
