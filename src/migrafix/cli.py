@@ -6,13 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from migrafix import __version__
 from migrafix.codemod.api import FileFinding
 from migrafix.codemod.cache import ResultCache
-from migrafix.codemod.files import STDIN, discover
+from migrafix.codemod.files import STDIN, Candidate, discover
 from migrafix.codemod.project import known_dialect
 from migrafix.codemod.report import (
     github_error,
@@ -233,7 +232,7 @@ def _run(args: argparse.Namespace) -> int:
     if rewriting:
         code = _report_rewrite(args, outcomes)
     else:
-        code = _report_check(args, outcomes, [job.candidate.path for job in jobs
+        code = _report_check(args, outcomes, [job.candidate for job in jobs
                                               if job.candidate.path is not None])
     if not revisions:
         # Said, as ruff and black say it, so that a wrong path is not taken for a clean tree;
@@ -305,8 +304,12 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
                 sys.stdout.write(outcome.diff or "")
             if args.check:
                 print(f"Would rewrite {outcome.name}", file=sys.stderr)
+                for created in outcome.created:
+                    print(f"Would create {created} ({_split_off(outcome)})", file=sys.stderr)
             elif not args.diff and outcome.name != STDIN:
                 print(f"Rewriting {outcome.name}", file=sys.stderr)
+                for created in outcome.created:
+                    print(f"Created {created} ({_split_off(outcome)})", file=sys.stderr)
         if outcome.output is not None:
             _print_bytes(outcome.output)
     unknown.warn()
@@ -315,8 +318,13 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
     return int(changed and not args.exit_zero_even_if_changed)
 
 
+def _split_off(outcome: Outcome) -> str:
+    return (f"autocommit work of revision {outcome.revision} in a revision of its own, "
+            "as the hook writes it")
+
+
 def _report_check(
-    args: argparse.Namespace, outcomes: Iterable[Outcome], paths: Sequence[Path]
+    args: argparse.Namespace, outcomes: Iterable[Outcome], candidates: Sequence[Candidate]
 ) -> int:
     unprocessed: list[tuple[str, str]] = []  # for SARIF: (file, reason)
     found: list[tuple[str, FileFinding]] = []
@@ -325,14 +333,19 @@ def _report_check(
     error = _Errors(github)
     unknown = _UnknownStatus()
     reports = []
+    revisions: dict[str, str | None] = {}  # by name: the revision id each file assigns
     for outcome in outcomes:
         unknown.add(outcome)
+        revisions[outcome.name] = outcome.revision
         if outcome.status == "error":
             error(outcome)
             unprocessed.append((outcome.name, outcome.error or ""))
         reports.append((outcome.name, outcome.findings))
     # The history across files: a split-off revision whose main revision is gone.
-    reports += [(str(path), (finding,)) for path, finding in orphaned_parts(paths)]
+    # The history across files: a split-off revision whose main revision is gone, told from
+    # the ids the run read (other files of a folder are read only where one was not checked).
+    checked = [(c.path, revisions.get(c.name)) for c in candidates if c.path is not None]
+    reports += [(str(path), (finding,)) for path, finding in orphaned_parts(checked)]
     for name, findings in reports:
         files += bool(findings)
         for finding in findings:
