@@ -23,7 +23,7 @@ from migrafix.codemod.report import (
     unknown_status,
 )
 from migrafix.codemod.runner import Job, Outcome, ProjectSpec, run
-from migrafix.codemod.split_parts import orphaned_parts
+from migrafix.codemod.split_parts import SPLIT_REVISION, orphaned_parts
 from migrafix.settings import SettingsError
 
 __all__ = ["main"]
@@ -296,6 +296,9 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
     unknown = _UnknownStatus()
     for outcome in outcomes:
         unknown.add(outcome)
+        for finding in outcome.findings:
+            if finding.rule == SPLIT_REVISION:  # why its autocommit work stays in the file
+                print(text_finding(outcome.name, finding), file=sys.stderr)
         if outcome.status == "error":
             error(outcome)
         elif outcome.status == "changed":
@@ -304,12 +307,12 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
                 sys.stdout.write(outcome.diff or "")
             if args.check:
                 print(f"Would rewrite {outcome.name}", file=sys.stderr)
-                for created in outcome.created:
-                    print(f"Would create {created} ({_split_off(outcome)})", file=sys.stderr)
+                for created, revision in outcome.created:
+                    print(f"Would create {created} ({_split_off(revision)})", file=sys.stderr)
             elif not args.diff and outcome.name != STDIN:
                 print(f"Rewriting {outcome.name}", file=sys.stderr)
-                for created in outcome.created:
-                    print(f"Created {created} ({_split_off(outcome)})", file=sys.stderr)
+                for created, revision in outcome.created:
+                    print(f"Created {created} ({_split_off(revision)})", file=sys.stderr)
         if outcome.output is not None:
             _print_bytes(outcome.output)
     unknown.warn()
@@ -318,9 +321,11 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
     return int(changed and not args.exit_zero_even_if_changed)
 
 
-def _split_off(outcome: Outcome) -> str:
-    return (f"autocommit work of revision {outcome.revision} in a revision of its own, "
-            "as the hook writes it")
+def _split_off(revision: str) -> str:
+    """What a file created beside a revision holds: "revision 0002_post, after 0002: ..."."""
+    main, _, part = revision.rpartition("_")
+    where = "after" if part == "post" else "before"
+    return f"revision {revision}, {where} {main}: its autocommit work, in a revision of its own"
 
 
 def _report_check(

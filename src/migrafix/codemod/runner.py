@@ -96,8 +96,8 @@ class Outcome:
     # The revision id the file's bytes assign (None: none), read for every file: `check`
     # looks across a folder's files with it (codemod/split_parts.py, ``orphaned_parts``).
     revision: str | None = None
-    # The revision files created beside it (or that would be: --check, --diff), by name.
-    created: tuple[str, ...] = ()
+    # The revision files created beside it (or that would be: --check, --diff): (name, id).
+    created: tuple[tuple[str, str], ...] = ()
 
     @property
     def split_from(self) -> str | None:
@@ -306,7 +306,7 @@ def _finish(
     if entry.source is None:
         return Outcome(name, "unchanged", output=echo, **more)
     result = encode(entry.source, decoded.encoding)  # fix_file has seen that it encodes
-    created = tuple(str(target) for _, target, _ in parts)
+    created = tuple((str(target), new.revision) for new, target, _ in parts)
     diff = None
     if job.diff:
         diff = unified_diff(name, decoded.text, entry.source) + "".join(

@@ -151,8 +151,8 @@ class Folder:
                     and not _same_file(other.path, path):
                 return "child", (
                     f"revision {other.revision} ({other.path.name}) already follows "
-                    f"{revision}: a part after it would need that file's down_revision "
-                    f"changed too (do that by hand and rerun, or keep it so)")
+                    f"{revision} (to have it split, point that file's down_revision at "
+                    f"{revision}_post before `migrafix rewrite` writes this one)")
         return None
 
 

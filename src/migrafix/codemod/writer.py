@@ -327,7 +327,7 @@ def _indented(lines: Sequence[str]) -> str:
     in ":" opens a block, a blank line closes it): a loop or a ``try`` renders so."""
     if not any(line.rstrip().endswith(":") for line in lines):
         return "\n".join(lines)
-    from mako.pygen import PythonPrinter  # what Alembic's own rendering uses
+    from mako.pygen import PythonPrinter  # type: ignore[import-untyped]  # Alembic's own printer
 
     buffer = io.StringIO()
     printer = PythonPrinter(buffer)

@@ -416,8 +416,8 @@ def _form(
     if not context.separate_revisions:
         return "one transaction", (
             f"{not_a_default}, so the UPDATE holds the table's lock until the migration "
-            "commits (the batched form needs a revision of its own, `<rev>_post`, which is "
-            "not written here)")
+            "commits; the batched form needs a revision of its own, `<rev>_post`, which is "
+            "not written here")
     if _integer_key(column, table, schema, context) is None:
         return "one transaction", (
             f"{not_a_default}, and " + (context.integer_key_unknown or
