@@ -209,3 +209,32 @@ def test_standard_input_is_not_split_and_a_note_says_why(split_project: Path) ->
             b"that has not run, because it is read from standard input, with no folder to "
             b"write them to [note]") in result.stderr
     assert sorted(files(split_project)) == [MAIN]
+
+
+def test_the_orphan_scan_reads_only_the_files_the_run_did_not(
+    project: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`check` tells a split-off part whose main revision is gone from the ids the run read;
+    a folder's other files are read (for their id) only when they were not checked."""
+    from migrafix.codemod import split_parts
+
+    versions = project / "migrations" / "versions"
+    (versions / "0001_a.py").write_text("revision = '0001'\ndown_revision = None\n\n"
+                                        "def upgrade():\n    pass\n")
+    (versions / "0002_post_b.py").write_text("revision = '0002_post'\ndown_revision = '0002'\n\n"
+                                             "def upgrade():\n    pass\n")
+    read: list[str] = []
+    real_read = split_parts._read
+
+    def counted(path: Path) -> bytes | None:
+        read.append(path.name)
+        return real_read(path)
+
+    monkeypatch.setattr(split_parts, "_read", counted)
+    code, out, _ = run(capsys, "check", "migrations")
+    assert code == 1 and "revision 0002_post is the post part of revision 0002" in out
+    assert read == []  # every file of the folder was checked: its id came from the run
+    code, out, _ = run(capsys, "check", "migrations/versions/0001_a.py")
+    assert code == 1 and "migrations/versions/0002_post_b.py:1:1: split-revision" in out
+    assert read == ["0002_post_b.py"]

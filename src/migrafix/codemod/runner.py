@@ -41,14 +41,14 @@ from migrafix.codemod.files import (
     describe_os_error,
     describe_parse_error,
     encode,
-    looks_like_revision,
     read_bytes,
+    scan_revision,
     write_atomic,
 )
 from migrafix.codemod.prefilter import may_have_findings
 from migrafix.codemod.project import Project
 from migrafix.codemod.report import unified_diff
-from migrafix.codemod.split_parts import Folder, not_split_note, part_of, part_path, revision_of
+from migrafix.codemod.split_parts import Folder, not_split_note, part_of, part_path
 from migrafix.settings import SettingsError
 
 __all__ = ["Job", "Outcome", "ProjectSpec", "compiles", "fix_file", "process", "run"]
@@ -242,8 +242,8 @@ def _prepare(
         decoded = decode(data)
     except NotDecodable as exc:
         return Outcome(name, "error", str(exc), output=echo)
-    revision = revision_of(decoded.utf8 or data)
-    if candidate.path is not None and not looks_like_revision(decoded.utf8 or data):
+    looks_like, revision = scan_revision(decoded.utf8 or data)
+    if candidate.path is not None and not looks_like:
         return Outcome(name, "skipped", revision=revision)
     try:
         resolved = project.resolve(candidate.path)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from migrafix.codemod.api import FileFinding
+from migrafix.codemod.files import revision_of
 
 __all__ = [
     "SPLIT_REVISION",
@@ -33,26 +34,15 @@ __all__ = [
     "orphaned_parts",
     "part_of",
     "part_path",
-    "revision_of",
 ]
 
 SPLIT_REVISION = "split-revision"  # the finding's name: no rule, the history itself
 
 Part = Literal["pre", "post"]
 
-# Module level, as files.looks_like_revision finds it: `revision = "..."`, `revision: str = ...`
-_REVISION = re.compile(rb"""^revision[ \t]*(?::[^=\r\n]*)?=[ \t]*[rRuU]?['"]([^'"\r\n]+)['"]""",
-                       re.MULTILINE)
 _DOWN_REVISION = re.compile(rb"^down_revision[ \t]*(?::[^=\r\n]*)?=[ \t]*", re.MULTILINE)
 _QUOTED = re.compile(rb"""['"]([^'"\r\n]+)['"]""")
 _PART = re.compile(r"^(?P<main>.+)_(?P<part>pre|post)$")
-
-
-def revision_of(data: bytes) -> str | None:
-    """The revision id a file's bytes assign at module level (the last, as Python would);
-    None when none is a string literal."""
-    found = _REVISION.findall(data)
-    return found[-1].decode("utf-8", "replace") if found else None
 
 
 def part_of(revision: str | None) -> tuple[str, Part] | None:
@@ -182,25 +172,24 @@ def orphaned_parts(checked: Iterable[tuple[Path, str | None]]) -> list[tuple[Pat
     """Each split-off part, in the folders of the ``checked`` files (with the revision id the
     run read in each), whose main revision no file there holds, with a finding that says
     what to do. Only the folder's files that were not checked are read, and only their ids."""
-    by_folder: dict[Path, dict[str, str | None]] = {}
+    by_folder: dict[str, dict[str, str | None]] = {}
     for path, revision in checked:
-        by_folder.setdefault(path.parent, {})[path.name] = revision
+        # strings, not Path objects: a warm check passes every file of a history here
+        folder, name = os.path.split(path)
+        by_folder.setdefault(folder, {})[name] = revision
     found: list[tuple[Path, FileFinding]] = []
     for folder in sorted(by_folder):
         names = by_folder[folder]
-        for name in _python_files(folder):
+        for name in _python_files(Path(folder)):
             if name not in names:
-                data = _read(folder / name)
+                data = _read(Path(folder, name))
                 names[name] = revision_of(data) if data is not None else None
-        ids: dict[str, Path] = {}
-        for name in sorted(names):
-            revision = names[name]
-            if revision is not None:
-                ids[revision] = folder / name
-        for revision, path in ids.items():
-            split = part_of(revision)
+        ids = {revision: name for name, revision in sorted(names.items()) if revision}
+        for revision, name in ids.items():
+            split = part_of(revision) if revision.endswith(("_pre", "_post")) else None
             if split is None or split[0] in ids:
                 continue
+            path = Path(folder, name)
             main, part = split
             found.append((path, FileFinding(
                 SPLIT_REVISION, 1, 1,
