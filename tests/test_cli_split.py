@@ -238,3 +238,23 @@ def test_the_orphan_scan_reads_only_the_files_the_run_did_not(
     code, out, _ = run(capsys, "check", "migrations/versions/0001_a.py")
     assert code == 1 and "migrations/versions/0002_post_b.py:1:1: split-revision" in out
     assert read == ["0002_post_b.py"]
+
+
+def test_a_pre_part_alone_is_split_off_whatever_follows(split_project: Path) -> None:
+    """`<rev>_pre` goes between the revision and the one before it: a revision that already
+    follows this one still does."""
+    main = split_project / MAIN
+    text = main.read_text()
+    for line in ("    op.create_index('ix_line_total', 'line', ['total'], unique=False, "
+                 "postgresql_concurrently=True)  # for reports\n",
+                 "    op.drop_index('ix_line_total', table_name='line', "
+                 "postgresql_concurrently=True)\n"):
+        text = text.replace(line, "")
+    main.write_text(text.replace("nullable=False", "nullable=True"))
+    child = split_project / "migrations" / "versions" / "0003_next.py"
+    child.write_text("revision = '0003'\ndown_revision = '0002'\n\ndef upgrade():\n    pass\n")
+    result = run_process("rewrite", "migrations", cwd=split_project)
+    assert result.returncode == 1, result.stderr
+    assert sorted(files(split_project)) == [PRE, MAIN, "migrations/versions/0003_next.py"]
+    assert "down_revision: Union[str, Sequence[str], None] = '0002_pre'" in main.read_text()
+    assert child.read_text().startswith("revision = '0003'\ndown_revision = '0002'\n")

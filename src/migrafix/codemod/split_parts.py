@@ -136,6 +136,8 @@ class Folder:
                         f"revision {part_id}, which would be split off from it, is already "
                         f"in {other.path}: nothing was written; remove or rename that "
                         "revision and rerun")
+        if "post" not in dict(parts):
+            return None  # `<rev>_pre` goes before it: what follows it still follows it
         for other in self.revisions:
             if revision in other.down_revisions and other.path not in ours \
                     and not _same_file(other.path, path):
