@@ -232,9 +232,9 @@ def _written_split(
 
     cut, header = split.cut, split.header
     functions = dict(_functions(read))
-    elsewhere = {id(o) for side, tree in (("upgrade", cut.upgrade), ("downgrade", cut.downgrade))
-                 for part in cut.parts() for op in _every(tree[part])
-                 for o in (op, origin_of(op))}
+    # the parts' statements take their comments with them
+    elsewhere = {id(o) for tree in (cut.upgrade, cut.downgrade) for part in cut.parts()
+                 for op in _every(tree[part]) for o in (op, origin_of(op))}
     style = _style(source, read, options)
     main = _with_functions(read.module, _write_functions(read, before, style, elsewhere),
                            style, read)
