@@ -82,7 +82,7 @@ class Project:
         self._nearest: dict[tuple[str, Path], Path | None] = {}
         self._dialects: dict[Path | None, str] = {}  # per alembic.ini
         self._git = _Git(released_in)
-        self._conventions: dict[str, dict[str, str] | SettingsError] = {}
+        self._models: dict[str, tuple[dict[str, str], dict[str, str]] | SettingsError] = {}
         # Per folder as given (a string: a Path costs more to build and hash than the rest of
         # a file's resolution), its real path; and with a naming, the Options its files share.
         self._folders: dict[str, Path] = {}
@@ -128,12 +128,14 @@ class Project:
             except ValueError:
                 relative = real_path.as_posix()
             settings = settings.for_path(relative)
+        integer_keys = None
         if settings.metadata:
-            settings = self._with_model_convention(settings, root)
+            settings, integer_keys = self._with_models(settings, root)
         return Options(
             settings=settings,
             dialect=self.dialect or self._dialect_for(folder),
             naming=naming,
+            integer_keys=integer_keys,
         )
 
     def _resolved(self, folder: str) -> Path:
@@ -162,18 +164,23 @@ class Project:
             raise found
         return found
 
-    def _with_model_convention(self, settings: Settings, pyproject: Path | None) -> Settings:
-        """The naming convention of the project's models (``metadata`` setting), read by
-        importing the project's own models module: never a revision file."""
+    def _with_models(
+        self, settings: Settings, pyproject: Path | None
+    ) -> tuple[Settings, Mapping[str, str]]:
+        """What the project's models (``metadata`` setting) say, read by importing the
+        project's own models module (never a revision file): the naming convention, in the
+        settings, and each table's single integer primary key."""
         assert settings.metadata is not None
-        if settings.metadata not in self._conventions:
-            self._conventions[settings.metadata] = _model_convention(
+        if settings.metadata not in self._models:
+            self._models[settings.metadata] = _read_models(
                 settings.metadata, pyproject.parent if pyproject else Path.cwd())
-        convention = self._conventions[settings.metadata]
-        if isinstance(convention, SettingsError):
-            raise convention
+        models = self._models[settings.metadata]
+        if isinstance(models, SettingsError):
+            raise models
+        convention, integer_keys = models
         return dataclasses.replace(
-            settings, naming_convention={**settings.naming_convention, **convention})
+            settings, naming_convention={**settings.naming_convention, **convention}), \
+            integer_keys
 
     def _dialect_for(self, folder: Path) -> str:
         ini = self._find_upward(folder, "alembic.ini")
@@ -196,8 +203,12 @@ class Project:
         return self._nearest[key]
 
 
-def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
-    from sqlalchemy import MetaData
+def _read_models(
+    spec: str, root: Path
+) -> tuple[dict[str, str], dict[str, str]] | SettingsError:
+    """The naming convention of the MetaData ``spec`` names, and the single integer primary
+    key of each of its tables (by "table" and "schema.table")."""
+    import sqlalchemy as sa
 
     module_name, _, attribute = spec.partition(":")
     sys.path.insert(0, str(root))
@@ -209,10 +220,16 @@ def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
         return SettingsError(f"metadata = {spec!r}: cannot load it: {exc}")
     finally:
         sys.path.remove(str(root))
-    if not isinstance(target, MetaData):
+    if not isinstance(target, sa.MetaData):
         return SettingsError(f"metadata = {spec!r} is a {type(target).__name__}, not a MetaData")
-    return {str(k): v for k, v in target.naming_convention.items()
-            if isinstance(k, str) and isinstance(v, str)}
+    convention = {str(k): v for k, v in target.naming_convention.items()
+                  if isinstance(k, str) and isinstance(v, str)}
+    integer_keys: dict[str, str] = {}
+    for table in target.tables.values():
+        key = list(table.primary_key.columns)
+        if len(key) == 1 and isinstance(key[0].type, sa.Integer):
+            integer_keys[table.fullname] = str(key[0].name)
+    return convention, integer_keys
 
 
 def dialect_from_ini(path: Path) -> str | None:
