@@ -39,7 +39,9 @@ def step(name: str) -> dict[str, Any]:
 
 def run_check_step(cwd: Path, **inputs: str) -> subprocess.CompletedProcess[str]:
     declared = action()["inputs"]
-    values = {name: inputs.get(name.replace("-", "_"), spec.get("default", ""))
+    # A default taken from the event (the pull request's base) is empty on other events.
+    values = {name: inputs.get(name.replace("-", "_"), "" if EXPRESSION.search(
+                  str(spec.get("default", ""))) else spec.get("default", ""))
               for name, spec in declared.items()}
 
     def evaluate(match: re.Match[str]) -> str:
@@ -72,7 +74,9 @@ def test_action_is_a_composite_that_installs_the_checked_out_migrafix() -> None:
     spec = action()
     assert spec["runs"]["using"] == "composite"
     assert spec["inputs"]["paths"]["required"] is True
-    assert set(spec["inputs"]) == {"paths", "args", "python-version", "sarif-file"}
+    assert set(spec["inputs"]) == {"paths", "args", "released-in", "python-version",
+                                   "sarif-file"}
+    assert spec["inputs"]["released-in"]["default"] == "${{ github.event.pull_request.base.sha }}"
     setup, install, check = spec["runs"]["steps"]
     assert setup["uses"].startswith("actions/setup-python@")
     assert setup["with"] == {"python-version": "${{ inputs.python-version }}"}
@@ -99,6 +103,32 @@ def test_check_step_annotates_findings_and_fails(project: Path) -> None:
     assert lines[0].startswith(
         f"::warning file={V}/a1_fk.py,line={FK_UPGRADE_LINE},col=5,title=unnamed-constraint::"
     )
+
+
+def git(folder: Path, *arguments: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *arguments],
+                          cwd=folder, check=True, capture_output=True, text=True).stdout
+
+
+def test_check_step_takes_a_pull_requests_revisions_for_new(project: Path) -> None:
+    """The runner's checkout has the pull request's revision committed; its base does not
+    have it (nor is it in the clone: the step fetches it from origin)."""
+    upstream = project.parent / "upstream"
+    upstream.mkdir()
+    git(upstream, "init", "-q")
+    (upstream / "README").write_text("base\n")
+    git(upstream, "add", ".")
+    git(upstream, "commit", "-q", "-m", "base")
+    base = git(upstream, "rev-parse", "HEAD").strip()
+    git(project, "init", "-q")
+    git(project, "remote", "add", "origin", str(upstream))
+    git(project, "add", ".")
+    git(project, "commit", "-q", "-m", "the pull request")
+    released = run_check_step(project, paths=V)  # HEAD has it: it already ran
+    assert "found by its columns when it runs" in released.stdout, released.stdout
+    done = run_check_step(project, paths=V, released_in=base)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.count("named fk_order_invoice_id_invoice") == 2, done.stdout
 
 
 def test_check_step_passes_on_clean_files_named_with_quotes(project: Path) -> None:

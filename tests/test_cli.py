@@ -1057,6 +1057,31 @@ def test_naming_auto_through_the_cli(repo: Path, capsys: pytest.CaptureFixture[s
     assert named_by_convention((repo / V / "c3_new.py").read_text())
 
 
+def test_released_in_names_a_pull_requests_committed_files_by_the_convention(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CI checks out a pull request with its new revisions committed: HEAD has them all.
+    `--released-in` the branch it merges into takes only that branch's files for released."""
+    git(repo, "tag", "base")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "the pull request")
+    assert Project({}).resolve(repo / V / "c3_new.py").options.naming == "database"
+    code, _, err = run(capsys, "rewrite", "--released-in", "base", V)
+    assert code == 1, err
+    assert DATABASE_LOOKUP in (repo / V / "a1_old.py").read_text()
+    assert named_by_convention((repo / V / "b2_staged.py").read_text())
+    assert named_by_convention((repo / V / "c3_new.py").read_text())
+
+
+def test_released_in_a_commit_git_does_not_have_is_said_and_taken_for_released(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "check", "--released-in", "origin/nowhere", V)
+    assert code == 1
+    assert "git has no commit origin/nowhere (--released-in; fetched?)" in err
+    assert "taken for released" in err
+
+
 # Database naming of FK's unnamed foreign key: the create is left to the database, and the drop
 # finds the name by its columns when it runs (each database names it its own way).
 DATABASE_LOOKUP = "get_foreign_keys('order')"

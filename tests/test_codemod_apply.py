@@ -1,7 +1,8 @@
 """The golden codemod outputs (fixtures/codemod/*/after.py) applied on a real database with
 rows: a case whose case.toml says `apply = "<scenario>"` is the v2 revision of that scenario
-(tests/scenarios.py), so it runs after the scenario's v1, through upgrade → downgrade →
-upgrade, keeping the rows and leaving the schema equal to the models."""
+(tests/scenarios.py), so it runs after the scenario's v1 (with the revisions split off it,
+after_pre.py and after_post.py), through upgrade → downgrade → upgrade, keeping the rows and
+leaving the schema equal to the models."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def test_rewritten_revision_applies_with_rows(
     for statement in scenario.seed:
         project.execute(quoted(statement, dialect))
     shutil.copy(case / "after.py", project.versions / "0002_rewritten.py")
+    for part in case.glob("after_*.py"):  # the revisions split off it: 0002_pre, 0002_post
+        shutil.copy(part, project.versions / f"0002_{part.stem.removeprefix('after_')}.py")
     project.write_models(scenario.v2)
 
     if case.name == "not_null_no_backfill":

@@ -20,6 +20,7 @@ from scenarios import ALL, HEADER, NOT_NULL, NOT_NULL_COMPUTED, RENAME, Scenario
 from sqlalchemy.engine import URL
 
 from migrafix.codemod import FileResult, Naming, Options, fix_source
+from migrafix.codemod.split_parts import part_path
 from migrafix.settings import Settings
 
 
@@ -29,12 +30,20 @@ def other_pg_url(pg_server_url: URL) -> Iterator[str]:
     yield from _fresh_database(pg_server_url)
 
 
-def rewrite(files: list[Path], settings: Settings, naming: Naming) -> list[FileResult]:
-    """Each file through `fix_source`, written back: what `migrafix rewrite` does."""
+def rewrite(
+    files: list[Path], settings: Settings, naming: Naming,
+    integer_keys: dict[str, str] | None = None,
+) -> list[FileResult]:
+    """Each file through `fix_source`, written back with the revisions split off it: what
+    `migrafix rewrite` does (tests/test_codemod_split.py runs the CLI itself)."""
     results = []
     for path in files:
-        result = fix_source(path.read_text(), Options(settings, "postgresql", naming))
+        options = Options(settings, "postgresql", naming, integer_keys=integer_keys)
+        result = fix_source(path.read_text(), options)
         path.write_text(result.source)
+        for new in result.new_revisions:
+            part_path(path, new.revision.rpartition("_")[0], new.part).write_text(
+                new.source or "")
         results.append(result)
     return results
 
@@ -94,6 +103,7 @@ def codemod_settings(scenario: Scenario) -> Settings:
         raw["backfill"] = {"order.status": "'placed'"}
     if scenario is NOT_NULL_COMPUTED:  # its backfill is given as -x to both
         raw["backfill"] = {"line.total": "price * quantity"}
+        raw["backfill_batch_size"] = 2
     return Settings().merged(raw, "test")
 
 
@@ -126,7 +136,9 @@ def test_codemod_gives_what_the_hook_gives(
     hooked_files = hooked.revision("v2", x=scenario.x)
     plain_files = plain.revision("v2")
     original = plain_files[0].read_text()
-    [result] = rewrite(plain_files, settings, "convention")
+    # What the `metadata` setting reads from the models: the key batches walk.
+    keys = {"line": "id"} if scenario is NOT_NULL_COMPUTED else None
+    [result] = rewrite(plain_files, settings, "convention", keys)
     assert result.changed_from(original), f"the codemod left {plain_files[0].name} as it was"
 
     for project in (hooked, plain):
@@ -135,25 +147,17 @@ def test_codemod_gives_what_the_hook_gives(
         assert project.diffs() == []
     assert schema(plain.engine) == schema(hooked.engine)
 
-    # The hook split the concurrent index into a revision of its own; the codemod cannot
-    # split a file and puts an autocommit block in it: the statements are the same. A
-    # computed backfill the hook fills in batches in a revision of its own; the codemod, which
-    # cannot split a file, in the migration's transaction: the same schema and rows, by other
-    # statements. A foreign key the hook adds NOT VALID and validates in a revision of its
-    # own; the codemod leaves it as written, which is right in one revision.
+    # The hook splits the concurrent index, the computed backfill and the foreign key's
+    # VALIDATE into revisions of their own, and so does the codemod: the same revisions, the
+    # same statements.
     split = scenario.name in ("concurrent_index", "not_null_computed", "unnamed_foreign_key")
     assert len(hooked_files) == (2 if split else 1)
-    if scenario.name in ("not_null_computed", "unnamed_foreign_key"):
-        hooked_sql = offline_statements(hooked, "upgrade", "0001:head")
-        plain_sql = offline_statements(plain, "upgrade", "0001:head")
-        assert any("VALIDATE CONSTRAINT" in s for s in hooked_sql)
-        assert not any("VALIDATE CONSTRAINT" in s for s in plain_sql)
-    else:
-        for command, revisions in (("upgrade", "0001:head"), ("upgrade", "head"),
-                                   ("downgrade", "head:0001")):
-            hooked_sql = offline_statements(hooked, command, revisions)
-            assert hooked_sql, hooked.last
-            assert offline_statements(plain, command, revisions) == hooked_sql, revisions
+    assert len(result.new_revisions) == (1 if split else 0)
+    for command, revisions in (("upgrade", "0001:head"), ("upgrade", "head"),
+                               ("downgrade", "head:0001")):
+        hooked_sql = offline_statements(hooked, command, revisions)
+        assert hooked_sql, hooked.last
+        assert offline_statements(plain, command, revisions) == hooked_sql, revisions
 
     for project in (hooked, plain):
         project.alembic("downgrade", "0001")
@@ -388,6 +392,31 @@ def test_two_unnamed_indexes_of_one_table_get_names_of_their_own() -> None:
     fixed = fix_source(source, Options(Settings(), "postgresql", "convention")).source
     assert "op.create_index(op.f('ix_trial_params_trial_id_name'), 'trial_params'" in fixed
     assert "op.create_index(op.f('ix_trial_params_trial_id_value'), 'trial_params'" in fixed
+
+
+def test_a_unique_and_a_plain_index_on_the_same_columns_get_names_of_their_own() -> None:
+    source = revision_file("0002", "0001", upgrade="""\
+    op.create_index(None, 'trial', ['name'])
+    op.create_index(None, 'trial', ['name'], unique=True, postgresql_where=sa.text('active'))""",
+                           downgrade="""\
+    op.drop_table('trial')""")
+    fixed = fix_source(source, Options(Settings(), "postgresql", "convention")).source
+    names = re.findall(r"op\.f\('(ix_trial_name\w*)'\)", fixed)
+    assert len(names) == 2 and len(set(names)) == 2, fixed
+    assert all(re.fullmatch(r"ix_trial_name_[0-9a-f]{8}", name) for name in names), names
+    assert fix_source(fixed, Options(Settings(), "postgresql", "convention")).source == fixed
+
+
+def test_a_table_sqlalchemy_cannot_build_is_reported_not_an_internal_error() -> None:
+    source = revision_file("0002", "0001", upgrade="""\
+    op.create_table('t', sa.Column('a', sa.String()), sa.UniqueConstraint(sa.text('lower(a)')))""",
+                           downgrade="""\
+    op.drop_table('t')""")
+    result = fix_source(source, Options(Settings(), "postgresql", "convention"))
+    assert result.source == source
+    assert [f.message for f in result.findings] == [
+        "upgrade: create_table t: unnamed constraints, in a table SQLAlchemy cannot build "
+        "(Can't add unnamed column to column collection): name them by hand"]
 
 
 def test_a_drop_found_by_its_columns_imports_sqlalchemy_where_the_file_does_not() -> None:

@@ -1,7 +1,8 @@
 """The codemod on before/after pairs under fixtures/codemod/: each folder holds a revision
-file (before.py), the options it is rewritten with (case.toml), the rewritten file (after.py)
-and what `check` reports (findings.txt), which `check_source` finds too, without writing.
-MIGRAFIX_UPDATE_GOLDEN=1 rewrites the expectations,
+file (before.py), the options it is rewritten with (case.toml), the rewritten file (after.py),
+the revision files created beside it where autocommit work is split off (after_pre.py,
+after_post.py: `<rev>_pre`, `<rev>_post`) and what `check` reports (findings.txt), which
+`check_source` finds too, without writing. MIGRAFIX_UPDATE_GOLDEN=1 rewrites the expectations,
 to be reviewed in the diff."""
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def options_for(case: Path) -> Options:
     raw = tomllib.loads((case / "case.toml").read_text())
     settings = Settings().merged(raw.get("settings", {}), str(case / "case.toml"))
     return Options(settings=settings, dialect=raw.get("dialect", "postgresql"),
-                   naming=raw.get("naming", "convention"))
+                   naming=raw.get("naming", "convention"),
+                   # what the models the `metadata` setting names would say
+                   integer_keys=raw.get("integer_keys"))
 
 
 def golden(path: Path, actual: str) -> str:
@@ -54,10 +57,19 @@ def test_case(case: Path) -> None:
     assert result.source == golden(case / "after.py", result.source)
     assert findings == golden(case / "findings.txt", findings)
     assert check_source(before, options) == result.findings
-    compile(result.source, str(case / "after.py"), "exec")
-    again = fix_source(result.source, options)
-    assert again.source == result.source  # idempotent
-    assert not any(f.fixable for f in again.findings)  # nothing left that it would fix
+    created = {f"after_{new.part}.py": new.source or "" for new in result.new_revisions}
+    if UPDATE:
+        for stale in case.glob("after_*.py"):
+            stale.unlink()
+    for name, source in created.items():
+        assert source == golden(case / name, source)
+    assert sorted(p.name for p in case.glob("after_*.py")) == sorted(created)
+    for name, source in {"after.py": result.source, **created}.items():
+        compile(source, str(case / name), "exec")
+        again = fix_source(source, options)
+        assert again.source == source, name  # idempotent, the new files too
+        assert not again.new_revisions, name
+        assert not any(f.fixable for f in again.findings), name  # nothing left to fix
 
 
 def test_a_file_with_nothing_to_fix_comes_back_as_it_was() -> None:

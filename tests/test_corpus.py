@@ -131,8 +131,18 @@ def analyse(task: Task) -> Record:
     again = fix_source(result.source, options)
     if again.source != result.source:
         record.problems.append("a second rewrite changes the output again")
+    parts = [new.source or "" for new in result.new_revisions]  # split off beside it
+    for part in parts:
+        try:
+            compile(part, task.member, "exec", dont_inherit=True)
+        except Exception as exc:
+            record.problems.append(f"a split-off revision does not compile: {exc}")
+            return record
+        again = fix_source(part, options)
+        if again.source != part or again.new_revisions:
+            record.problems.append("a second rewrite changes a split-off revision")
     lines = {f.line for f in result.findings}
-    record.problems += untouched_problems(text, result.source, lines)
+    record.problems += untouched_problems(text, result.source, lines, parts)
     return record
 
 
@@ -208,7 +218,9 @@ def _comments(module: cst.Module, node: cst.CSTNode) -> Counter[str]:
     return found
 
 
-def untouched_problems(original: str, output: str, lines: set[int]) -> list[str]:
+def untouched_problems(
+    original: str, output: str, lines: set[int], parts: Sequence[str] = ()
+) -> list[str]:
     """The check behind "statements no rule touched are byte-identical".
 
     Every finding carries the line of the statement it is about, so a statement of upgrade()
@@ -216,7 +228,8 @@ def untouched_problems(original: str, output: str, lines: set[int]) -> list[str]
     (for a `with` block that contains one, each of its own statements that contains none),
     as source text with the comment lines above it, must be found in the output's statements
     at any depth, in the same order. Any edit to it, or to its comments, breaks the match;
-    so does dropping or reordering it. And no comment of either function may disappear. This
+    so does dropping or reordering it. And no comment of either function may disappear (a
+    moved statement's go with it into the revisions split off, ``parts``). This
     over-approximates what a rule touched (a whole statement a finding points into), never
     under-approximates: a rule edits only statements of ops it reports.
     """
@@ -236,7 +249,12 @@ def untouched_problems(original: str, output: str, lines: set[int]) -> list[str]
                 problems.append(f"{name}(): a statement no rule touched is missing, changed or "
                                 f"moved:\n{unit}")
                 break
-        lost = _comments(before, old) - _comments(after, new)
+        kept = _comments(after, new)
+        for part in map(cst.parse_module, parts):
+            function = _function(part, name)
+            if function is not None:
+                kept += _comments(part, function)
+        lost = _comments(before, old) - kept
         if lost:
             problems.append(f"{name}(): comments lost: {sorted(lost)}")
     return problems

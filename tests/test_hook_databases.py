@@ -5,6 +5,7 @@ under fixtures/hook/ (MIGRAFIX_UPDATE_GOLDEN=1 rewrites them, to review in the d
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,46 @@ def test_siblings_of_one_table_get_names_of_their_own(tmp_path: Path, pg_url: st
     assert project.diffs() == []
     project.alembic("downgrade", "base")
     assert sa.inspect(project.engine).get_table_names() == ["alembic_version"]
+
+
+TWIN_KEYS = HEADER + """
+ref = sa.Table(
+    "ref", metadata,
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("code", sa.Integer, unique=True),
+)
+link = sa.Table(
+    "link", metadata,
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("ref_id", sa.Integer),
+    sa.ForeignKeyConstraint(["ref_id"], ["ref.id"]),
+    sa.ForeignKeyConstraint(["ref_id"], ["ref.code"]),
+)
+"""
+
+
+@pytest.mark.postgres
+def test_two_foreign_keys_of_one_column_to_one_table_get_names_of_their_own(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The convention names both fk_link_ref_id_ref: the second was a DuplicateObject. Each
+    gets a hash of what it refers to, in create_table, in create_foreign_key and in the
+    downgrade's drops alike."""
+    project = AlembicProject(tmp_path, pg_url)
+    project.write_models(TWIN_KEYS)
+    project.revision("link")
+    project.write_models(TWIN_KEYS + """
+link.append_column(sa.Column("other_id", sa.Integer))
+link.append_constraint(sa.ForeignKeyConstraint(["other_id"], ["ref.id"]))
+link.append_constraint(sa.ForeignKeyConstraint(["other_id"], ["ref.code"]))
+""")
+    project.alembic("upgrade", "head")
+    second = project.revision("other")[0].read_text()
+    assert second.count("fk_link_other_id_ref_") == 4, second  # two creates, two drops
+    project.alembic("upgrade", "head")
+    names = sorted(fk["name"] for fk in sa.inspect(project.engine).get_foreign_keys("link"))
+    assert len(set(names)) == 4
+    pattern = r"fk_link_(ref|other)_id_ref_[0-9a-f]{8}"
+    assert all(re.fullmatch(pattern, name) for name in names), names
+    assert project.diffs() == []
+    project.alembic("downgrade", "base")
+    assert sa.inspect(project.engine).get_table_names() == ["alembic_version"]
+    project.alembic("upgrade", "head")

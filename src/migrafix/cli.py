@@ -6,13 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from migrafix import __version__
 from migrafix.codemod.api import FileFinding
 from migrafix.codemod.cache import ResultCache
-from migrafix.codemod.files import STDIN, discover
+from migrafix.codemod.files import STDIN, Candidate, discover
 from migrafix.codemod.project import known_dialect
 from migrafix.codemod.report import (
     github_error,
@@ -24,7 +23,7 @@ from migrafix.codemod.report import (
     unknown_status,
 )
 from migrafix.codemod.runner import Job, Outcome, ProjectSpec, run
-from migrafix.codemod.split_parts import orphaned_parts
+from migrafix.codemod.split_parts import SPLIT_REVISION, orphaned_parts
 from migrafix.settings import SettingsError
 
 __all__ = ["main"]
@@ -90,6 +89,12 @@ def _common_options() -> argparse.ArgumentParser:
         "new file (untracked or staged), 'database' if git's HEAD commit has it, and "
         "'database' with a warning when git cannot say (not in a git checkout, ignored by "
         "git, git missing or failing, standard input)",
+    )
+    common.add_argument(
+        "--released-in", metavar="REF", default="HEAD",
+        help="with --naming auto: the git commit whose revision files are released (default "
+        "HEAD). In CI, where a pull request's new files are committed too, name the branch "
+        "it merges into, e.g. origin/main",
     )
     common.add_argument(
         "-j", "--jobs", type=_jobs, default=1, metavar="N",
@@ -210,7 +215,8 @@ def _run(args: argparse.Namespace) -> int:
     rewriting = args.command == "rewrite"
     write = rewriting and not (args.diff or args.check)
     diff = rewriting and args.diff
-    spec = ProjectSpec(_command_line_settings(args), args.dialect, args.naming)
+    spec = ProjectSpec(_command_line_settings(args), args.dialect, args.naming,
+                       args.released_in)
     try:
         spec.build()  # the command line's settings are checked before anything is read
     except SettingsError as exc:
@@ -233,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
     if rewriting:
         code = _report_rewrite(args, outcomes)
     else:
-        code = _report_check(args, outcomes, [job.candidate.path for job in jobs
+        code = _report_check(args, outcomes, [job.candidate for job in jobs
                                               if job.candidate.path is not None])
     if not revisions:
         # Said, as ruff and black say it, so that a wrong path is not taken for a clean tree;
@@ -297,6 +303,9 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
     unknown = _UnknownStatus()
     for outcome in outcomes:
         unknown.add(outcome)
+        for finding in outcome.findings:
+            if finding.rule == SPLIT_REVISION:  # why its autocommit work stays in the file
+                print(text_finding(outcome.name, finding), file=sys.stderr)
         if outcome.status == "error":
             error(outcome)
         elif outcome.status == "changed":
@@ -305,8 +314,12 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
                 sys.stdout.write(outcome.diff or "")
             if args.check:
                 print(f"Would rewrite {outcome.name}", file=sys.stderr)
+                for created, revision in outcome.created:
+                    print(f"Would create {created} ({_split_off(revision)})", file=sys.stderr)
             elif not args.diff and outcome.name != STDIN:
                 print(f"Rewriting {outcome.name}", file=sys.stderr)
+                for created, revision in outcome.created:
+                    print(f"Created {created} ({_split_off(revision)})", file=sys.stderr)
         if outcome.output is not None:
             _print_bytes(outcome.output)
     unknown.warn()
@@ -315,8 +328,15 @@ def _report_rewrite(args: argparse.Namespace, outcomes: Iterable[Outcome]) -> in
     return int(changed and not args.exit_zero_even_if_changed)
 
 
+def _split_off(revision: str) -> str:
+    """What a file created beside a revision holds: "revision 0002_post, after 0002: ..."."""
+    main, _, part = revision.rpartition("_")
+    where = "after" if part == "post" else "before"
+    return f"revision {revision}, {where} {main}: its autocommit work, in a revision of its own"
+
+
 def _report_check(
-    args: argparse.Namespace, outcomes: Iterable[Outcome], paths: Sequence[Path]
+    args: argparse.Namespace, outcomes: Iterable[Outcome], candidates: Sequence[Candidate]
 ) -> int:
     unprocessed: list[tuple[str, str]] = []  # for SARIF: (file, reason)
     found: list[tuple[str, FileFinding]] = []
@@ -325,14 +345,19 @@ def _report_check(
     error = _Errors(github)
     unknown = _UnknownStatus()
     reports = []
+    revisions: dict[str, str | None] = {}  # by name: the revision id each file assigns
     for outcome in outcomes:
         unknown.add(outcome)
+        revisions[outcome.name] = outcome.revision
         if outcome.status == "error":
             error(outcome)
             unprocessed.append((outcome.name, outcome.error or ""))
         reports.append((outcome.name, outcome.findings))
     # The history across files: a split-off revision whose main revision is gone.
-    reports += [(str(path), (finding,)) for path, finding in orphaned_parts(paths)]
+    # The history across files: a split-off revision whose main revision is gone, told from
+    # the ids the run read (other files of a folder are read only where one was not checked).
+    checked = [(c.path, revisions.get(c.name)) for c in candidates if c.path is not None]
+    reports += [(str(path), (finding,)) for path, finding in orphaned_parts(checked)]
     for name, findings in reports:
         files += bool(findings)
         for finding in findings:

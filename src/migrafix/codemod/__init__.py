@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from migrafix.codemod.api import FileFinding, FileResult, Naming, Options
+from migrafix.codemod.api import FileFinding, FileResult, Naming, NewRevision, Options
 
 if TYPE_CHECKING:
     from migrafix.codemod.fixer import check_source, fix_source
 
-__all__ = ["FileFinding", "FileResult", "Naming", "Options", "check_source", "fix_source"]
+__all__ = [
+    "FileFinding", "FileResult", "Naming", "NewRevision", "Options", "check_source", "fix_source",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,8 +7,10 @@ the version of Python, the installed libcst, black, Alembic and SQLAlchemy). Any
 of those is a different key: entries are never invalidated, only no longer asked for.
 
 An entry holds the findings and, when the file changes, the fixed text (unless ``check``
-computed it: findings only, which ``rewrite`` does not take); a file that could not be
-processed is never cached. The folder is ``$MIGRAFIX_CACHE_DIR``, else
+computed it: findings only, which ``rewrite`` does not take); for a file whose autocommit work
+is split off, the revision files to create beside it and the file fixed as one revision (which
+of the two is written depends on the folder, looked at on every run: codemod/split_parts.py).
+A file that could not be processed is never cached. The folder is ``$MIGRAFIX_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/migrafix``, else ``~/.cache/migrafix``; deleting it is always safe. Each entry
 is its own file, written to a temporary name and renamed into place, so concurrent runs never
 see half an entry. A cache that cannot be read or written is no cache, never an error.
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migrafix.codemod.api import FileFinding, Options
+from migrafix.codemod.api import FileFinding, NewRevision, Options
 from migrafix.settings import Settings
 
 __all__ = ["CACHE_ENV", "Entry", "ResultCache", "default_directory"]
@@ -53,6 +55,10 @@ class Entry:
     source: str | None  # the fixed text; None when the file stays as it is
     # False: the findings alone (what `check` computes); `rewrite` computes the entry again.
     complete: bool = True
+    # Revision files to create beside the file (their source None when not ``complete``), and
+    # the file as one revision, for a folder where they cannot be written.
+    new_revisions: tuple[NewRevision, ...] = ()
+    unsplit: Entry | None = None
 
 
 class ResultCache:
@@ -63,7 +69,8 @@ class ResultCache:
         self._writable = True
         # Settings objects are shared by every file of a folder: their fingerprint is computed
         # once each. The key holds the object too, so its id() cannot be reused by another.
-        self._fingerprints: dict[tuple[int, str, str], tuple[Settings, bytes]] = {}
+        self._fingerprints: dict[tuple[int, int, str, str, str | None],
+                                 tuple[Settings, object, bytes]] = {}
 
     def key(self, data: bytes, options: Options) -> str:
         digest = hashlib.sha256(self._code)
@@ -73,12 +80,14 @@ class ResultCache:
         return digest.hexdigest()
 
     def _options_fingerprint(self, options: Options) -> bytes:
-        memo = (id(options.settings), options.dialect, options.naming)
+        memo = (id(options.settings), id(options.integer_keys), options.dialect,
+                options.naming, options.cannot_split)
         known = self._fingerprints.get(memo)
-        if known is None or known[0] is not options.settings:
-            known = (options.settings, _options_fingerprint(options))
+        if known is None or known[0] is not options.settings \
+                or known[1] is not options.integer_keys:
+            known = (options.settings, options.integer_keys, _options_fingerprint(options))
             self._fingerprints[memo] = known
-        return known[1]
+        return known[2]
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / key[2:]
@@ -88,14 +97,7 @@ class ResultCache:
             # A string path, not a Path: a warm run asks once per file, and building Path
             # objects was a tenth of such a run (profiled over the corpus).
             with open(os.path.join(self._directory, key[:2], key[2:]), "rb") as fh:
-                raw = json.loads(fh.read())
-            findings = tuple(FileFinding(str(r), int(li), int(c), str(m), bool(f),
-                                         None if w is None else str(w), bool(n))
-                             for r, li, c, m, f, w, n in raw["findings"])
-            source = raw["source"]
-            if source is not None and not isinstance(source, str):
-                return None
-            return Entry(findings, source, bool(raw.get("complete", True)))
+                return _entry(json.loads(fh.read()))
         except (OSError, ValueError, KeyError, TypeError):
             return None  # not there, or not readable as ours: a miss
 
@@ -103,11 +105,7 @@ class ResultCache:
         if not self._writable:
             return
         path = self._path(key)
-        data = json.dumps({
-            "findings": [dataclasses.astuple(f) for f in entry.findings],
-            "source": entry.source,
-            "complete": entry.complete,
-        }, ensure_ascii=False).encode("utf-8")
+        data = json.dumps(_raw(entry), ensure_ascii=False).encode("utf-8")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
@@ -121,6 +119,41 @@ class ResultCache:
                 raise
         except OSError:
             self._writable = False  # a read-only or full disk: run on without the cache
+
+
+def _raw(entry: Entry) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "findings": [dataclasses.astuple(f) for f in entry.findings],
+        "source": entry.source,
+        "complete": entry.complete,
+    }
+    if entry.new_revisions:
+        raw["new_revisions"] = [[r.part, r.revision, r.source] for r in entry.new_revisions]
+    if entry.unsplit is not None:
+        raw["unsplit"] = _raw(entry.unsplit)
+    return raw
+
+
+def _entry(raw: dict[str, Any]) -> Entry | None:
+    findings = tuple(FileFinding(str(r), int(li), int(c), str(m), bool(f),
+                                 None if w is None else str(w), bool(n))
+                     for r, li, c, m, f, w, n in raw["findings"])
+    source = raw["source"]
+    if source is not None and not isinstance(source, str):
+        return None
+    new_revisions = []
+    for part, revision, text in raw.get("new_revisions", ()):
+        if part not in ("pre", "post") or not isinstance(revision, str) \
+                or not isinstance(text, (str, type(None))):
+            return None
+        new_revisions.append(NewRevision(part, revision, text))
+    unsplit = None
+    if raw.get("unsplit") is not None:
+        unsplit = _entry(raw["unsplit"])
+        if unsplit is None:
+            return None
+    return Entry(findings, source, bool(raw.get("complete", True)), tuple(new_revisions),
+                 unsplit)
 
 
 def _options_fingerprint(options: Options) -> bytes:

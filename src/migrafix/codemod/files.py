@@ -33,6 +33,8 @@ __all__ = [
     "Candidate",
     "Decoded",
     "NotDecodable",
+    "check_writable",
+    "create_atomic",
     "decode",
     "describe_encode_error",
     "describe_os_error",
@@ -41,6 +43,8 @@ __all__ = [
     "encode",
     "looks_like_revision",
     "read_bytes",
+    "revision_of",
+    "scan_revision",
     "write_atomic",
 ]
 
@@ -49,8 +53,11 @@ STDIN = "-"
 _BOM = b"\xef\xbb\xbf"
 _UTF8 = frozenset({"utf-8", "utf-8-sig"})
 _PYTHON_READS = ": Python reads source code in UTF-8, or in the encoding a coding line declares"
-# Module level (column 0): `revision = "..."` or `revision: str = "..."`, and `def upgrade`.
-_REVISION = re.compile(rb"^revision[ \t]*(?::[^=\r\n]*)?=(?!=)", re.MULTILINE)
+# Module level (column 0): `revision = "..."` or `revision: str = "..."` (the id, when it is a
+# string literal), and `def upgrade`.
+_REVISION = re.compile(
+    rb"""^revision[ \t]*(?::[^=\r\n]*)?=(?!=)(?:[ \t]*[rRuU]?['"]([^'"\r\n]+)['"])?""",
+    re.MULTILINE)
 _UPGRADE = re.compile(rb"^def[ \t]+upgrade\b", re.MULTILINE)
 _SKIPPED_DIRECTORIES = frozenset({"__pycache__"})
 
@@ -69,7 +76,25 @@ class Candidate:
 
 def looks_like_revision(data: bytes) -> bool:
     """Whether a file's bytes have a module-level ``revision =`` and a ``def upgrade``."""
-    return _REVISION.search(data) is not None and _UPGRADE.search(data) is not None
+    return scan_revision(data)[0]
+
+
+def scan_revision(data: bytes) -> tuple[bool, str | None]:
+    """Whether a file's bytes look like a revision (``looks_like_revision``), and the
+    revision id they assign (``revision_of``), from one search."""
+    found = _REVISION.search(data)
+    if found is None:
+        return False, None
+    revision = found[1].decode("utf-8", "replace") if found[1] else None
+    return _UPGRADE.search(data) is not None, revision
+
+
+def revision_of(data: bytes) -> str | None:
+    """The revision id a file's bytes assign at module level, as a string literal; None when
+    there is none. The first assignment: the search stops there, near the top (reading a
+    whole file for a later one cost a third of a warm check's scan)."""
+    found = _REVISION.search(data)
+    return found[1].decode("utf-8", "replace") if found and found[1] else None
 
 
 def discover(arguments: Sequence[str]) -> Iterator[Candidate]:
@@ -262,32 +287,31 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path``'s content with ``data``, keeping its permission bits (and owner, where
-    allowed). A symlink is followed: its target is replaced, the link stays a link.
-
-    A file this process may not write is refused with ``PermissionError``, although the
-    rename would replace it (it needs only the folder's write permission): one with no write
-    bit at all (read-only on purpose: refused even to root), or one the process lacks the
-    permission to write. On failure the original is untouched and no temporary file is left
-    behind.
-    """
+def check_writable(path: Path) -> None:
+    """Raise ``PermissionError`` for a file ``write_atomic`` refuses to replace: one with no
+    write bit at all (read-only on purpose: refused even to root), or one the process lacks
+    the permission to write (the rename would replace it all the same: it needs only the
+    folder's write permission)."""
     target = Path(os.path.realpath(path))
-    original = target.stat()
-    mode = stat.S_IMODE(original.st_mode)
+    mode = stat.S_IMODE(target.stat().st_mode)
     if not mode & 0o222:
         raise PermissionError(errno.EACCES, f"read-only file (mode {mode:o})", str(path))
     if not os.access(target, os.W_OK):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=".migrafix-", suffix=".tmp"
-    )
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path``'s content with ``data``, keeping its permission bits (and owner, where
+    allowed). A symlink is followed: its target is replaced, the link stays a link.
+
+    A file this process may not write is refused with ``PermissionError`` (``check_writable``).
+    On failure the original is untouched and no temporary file is left behind.
+    """
+    check_writable(path)
+    target = Path(os.path.realpath(path))
+    original = target.stat()
+    temporary = _written_temporary(target.parent, data, stat.S_IMODE(original.st_mode))
     try:
-        with os.fdopen(descriptor, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(temporary, mode)
         if hasattr(os, "chown"):
             written = os.stat(temporary)
             if (written.st_uid, written.st_gid) != (original.st_uid, original.st_gid):
@@ -299,3 +323,41 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def create_atomic(path: Path, data: bytes, like: Path) -> None:
+    """Create ``path`` holding ``data``, with ``like``'s permission bits (a revision file
+    beside it): whole or not at all. ``FileExistsError`` if ``path`` exists, even one that
+    appeared meanwhile: a new file never replaces another."""
+    mode = stat.S_IMODE(os.stat(like).st_mode)
+    temporary = _written_temporary(path.parent, data, mode)
+    try:
+        try:
+            os.link(temporary, path)  # atomic, and refused where the name is taken
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) \
+                    from None
+            os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _written_temporary(folder: Path, data: bytes, mode: int) -> str:
+    """A temporary file in ``folder`` holding ``data`` (on disk), with permission bits
+    ``mode``; removed again should that fail."""
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".migrafix-", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(temporary, mode)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return temporary

@@ -6,18 +6,21 @@ Nothing in the file is executed: it is parsed with libcst and read statically
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import re
 import tokenize
-from collections.abc import Iterator, Mapping
-from typing import TypeVar
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import libcst as cst
 import sqlalchemy as sa
 from alembic.operations import ops
 
-from migrafix.codemod.api import FileFinding, FileResult, Options
+from migrafix.autogen.split import Cut, cut_parts
+from migrafix.codemod.api import FileFinding, FileResult, NewRevision, Options
 from migrafix.codemod.positions import StatementPositions
 from migrafix.codemod.reader import (
     OpaqueOp,
@@ -26,12 +29,17 @@ from migrafix.codemod.reader import (
     read_revision,
     table_of,
 )
+from migrafix.codemod.split_parts import not_split_note
 from migrafix.engine import fix_revision
 from migrafix.ops import AutocommitBlockOp
 from migrafix.revision import every_op, origin_of
 from migrafix.rules import RULES_BY_NAME, Finding, RuleContext
 
-__all__ = ["check_source", "fix_source"]
+if TYPE_CHECKING:
+    from migrafix.codemod.part_files import Header
+    from migrafix.codemod.writer import Style
+
+__all__ = ["check_source", "fix_source", "process_source"]
 
 _Op = TypeVar("_Op", bound=ops.MigrateOperation)
 
@@ -39,18 +47,26 @@ _IGNORE = re.compile(r"#\s*migrafix:\s*ignore(-file)?(?:\[([\w\-, ]+)\])?")
 
 
 def fix_source(source: str, options: Options) -> FileResult:
-    """The fixed source and what was found. Raises ``libcst.ParserSyntaxError`` for a file
-    that does not parse."""
-    return _process(source, options, write=True)
+    """The fixed source and what was found; with ``new_revisions``, the revision files to
+    create beside it (autocommit work split off, as the hook writes it). Raises
+    ``libcst.ParserSyntaxError`` for a file that does not parse."""
+    return process_source(source, options, write=True)
 
 
 def check_source(source: str, options: Options) -> tuple[FileFinding, ...]:
     """What ``fix_source`` would find, without writing the fixed code: what ``check`` needs.
     Raises ``libcst.ParserSyntaxError`` for a file that does not parse."""
-    return _process(source, options, write=False).findings
+    return process_source(source, options, write=False).findings
 
 
-def _process(source: str, options: Options, write: bool) -> FileResult:
+def process_source(source: str, options: Options, write: bool) -> FileResult:
+    """``fix_source`` (``write``), or its findings and the ids of the revisions it would
+    create, without their code (``check_source``)."""
+    split = (options.naming != "database" and options.settings.split_concurrent_revisions)
+    return _process(source, options, write, split=split)
+
+
+def _process(source: str, options: Options, write: bool, split: bool) -> FileResult:
     module = cst.parse_module(source)
     read = read_revision(module)
     if read.upgrade is None:
@@ -69,6 +85,7 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
     if read.downgrade is not None:
         _link_twins(read.upgrade, read.downgrade)
     dialect = _dialect(options.dialect)
+    keys = options.integer_keys
     context = RuleContext(
         settings=settings,
         dialect=dialect,
@@ -78,8 +95,12 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
         rerun="run `migrafix rewrite`",
         report_unmatched_renames=False,
         flag_look_alikes=options.naming != "database",
+        separate_revisions=split,
         in_batch=lambda group: any(id(origin_of(group)) in f.batch_of
                                    for _, f in _functions(read)),
+        integer_key=lambda schema, table: (keys or {}).get(f"{schema}.{table}" if schema
+                                                           else table),
+        integer_key_unknown=_NO_MODELS if keys is None else "",
     )
     before = {}
     if write:  # the writer (and black) are imported only when something may be written
@@ -91,7 +112,35 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
         read.upgrade.container, downgrade, context,
         hidden=lambda rule: [op for op, rules in suppressed if rule in rules or "*" in rules],
     )
-    new_source = _written(source, read, before, options) if write else source
+    cut = cut_parts(read.upgrade.container.ops, downgrade.ops) if split else None
+    split_file: _Split | None = None
+    if cut is not None:
+        # Imported here: only a file with autocommit work to split off needs it.
+        from migrafix.codemod.part_files import read_header
+
+        header = read_header(module)
+        why_not = options.cannot_split or (header if isinstance(header, str) else None)
+        if why_not is not None:
+            # The file as one revision, and a note saying why it stays one.
+            whole = _process(source, options, write, split=False)
+            revision = header.revision if not isinstance(header, str) else None
+            note = not_split_note(revision, cut.parts(), why_not)
+            return dataclasses.replace(
+                whole, findings=tuple(sorted((*whole.findings, note), key=_order)))
+        assert not isinstance(header, str)
+        split_file = _Split(cut, header)
+        # From here on the file is its main revision: the parts are files of their own.
+        read.upgrade.container.ops = cut.upgrade[None]
+        downgrade.ops = cut.downgrade[None]
+    new_revisions: tuple[NewRevision, ...] = ()
+    if split_file is not None and write:
+        new_source, new_revisions = _written_split(source, read, before, options, split_file)
+    elif split_file is not None:
+        new_source = source
+        new_revisions = tuple(NewRevision(part, f"{split_file.header.revision}_{part}", None)
+                              for part in split_file.cut.parts())
+    else:
+        new_source = _written(source, read, before, options) if write else source
 
     # Positions cost a parse: only for a file with something to report.
     positions = None
@@ -103,35 +152,144 @@ def _process(source: str, options: Options, write: bool) -> FileResult:
         silenced = {id(op) for op, rules in suppressed
                     if "concurrent-index" in rules or "*" in rules}
         file_findings += _autocommit_findings(read, positions, silenced)
-    file_findings.sort(key=lambda f: (f.line, f.column, f.rule))
-    return FileResult(new_source, tuple(file_findings))
+    file_findings.sort(key=_order)
+    unsplit = _process(source, options, write, split=False) if split_file is not None else None
+    return FileResult(new_source, tuple(file_findings), new_revisions, unsplit)
+
+
+def _order(finding: FileFinding) -> tuple[int, int, str]:
+    return (finding.line, finding.column, finding.rule)
+
+
+@dataclass(frozen=True)
+class _Split:
+    cut: Cut
+    header: Header
 
 
 def _written(
     source: str, read: ReadRevision, before: Mapping[str, list[object]], options: Options
 ) -> str:
     """The module with each function the rules changed written back."""
-    from migrafix.codemod.writer import FunctionWriter, Style, snapshot
+    from migrafix.codemod.writer import snapshot
 
     if all(snapshot(f.container) == before[name] for name, f in _functions(read)):
         return source  # no rule changed anything: no need to learn the file's style
-    module = read.module
-    style = Style(read.op_name, read.sa_name or "sa", _prefers_double_quotes(source),
-                  options.dialect)
+    style = _style(source, read, options)
+    new_module = _with_functions(read.module, _write_functions(read, before, style), style, read)
+    return source if new_module is read.module else new_module.code
+
+
+def _style(source: str, read: ReadRevision, options: Options) -> Style:
+    from migrafix.codemod.writer import Style
+
+    return Style(read.op_name, read.sa_name or "sa", _prefers_double_quotes(source),
+                 options.dialect)
+
+
+def _write_functions(
+    read: ReadRevision,
+    before: Mapping[str, list[object]],
+    style: Style,
+    elsewhere: Collection[int] = (),
+    keeps_vanished: bool = True,
+) -> dict[int, cst.FunctionDef]:
+    """id(original function) -> the function written, for each one that changed."""
+    from migrafix.codemod.writer import FunctionWriter
+
     rewritten = {}
     for name, function in _functions(read):
-        written = FunctionWriter(function, before[name], style).write()
+        written = FunctionWriter(function, before[name], style, elsewhere,
+                                 keeps_vanished).write()
         if written is not function.function:
             rewritten[id(function.function)] = written
+    return rewritten
+
+
+def _with_functions(
+    module: cst.Module, rewritten: Mapping[int, cst.FunctionDef], style: Style,
+    read: ReadRevision,
+) -> cst.Module:
+    """``module`` with its functions swapped for ``rewritten`` (upgrade() and downgrade() are
+    top level), and the imports the written code needs."""
     if not rewritten:
-        return source
-    # upgrade() and downgrade() are top level: swap them in place
+        return module
     new_module = module.with_changes(
         body=[rewritten.get(id(statement), statement) for statement in module.body])
     missing = {line for line in style.imports if not _already_imported(line, read.imported)}
     if missing:
         new_module = _with_imports(new_module, missing)
-    return new_module.code
+    return new_module
+
+
+def _written_split(
+    source: str, read: ReadRevision, before: Mapping[str, list[object]], options: Options,
+    split: _Split,
+) -> tuple[str, tuple[NewRevision, ...]]:
+    """The file as its main revision (the parts' statements gone, ``down_revision`` naming
+    ``<rev>_pre`` if there is one), and the parts as revision files of their own."""
+    from migrafix.codemod import part_files
+
+    cut, header = split.cut, split.header
+    functions = dict(_functions(read))
+    # the parts' statements take their comments with them
+    elsewhere = {id(o) for tree in (cut.upgrade, cut.downgrade) for part in cut.parts()
+                 for op in _every(tree[part]) for o in (op, origin_of(op))}
+    style = _style(source, read, options)
+    main = _with_functions(read.module, _write_functions(read, before, style, elsewhere),
+                           style, read)
+    if "pre" in cut.parts():
+        main = part_files.with_down_revision(main, header, f"{header.revision}_pre")
+
+    message = _first_line(read.module)
+    new_revisions = []
+    for part in cut.parts():
+        part_style = _style(source, read, options)
+        part_read = dataclasses.replace(read, upgrade=_part_of(functions["upgrade"],
+                                                               cut.upgrade[part]),
+                                        downgrade=_part_of(functions.get("downgrade"),
+                                                           cut.downgrade[part]))
+        written = _write_functions(part_read, before, part_style, keeps_vanished=False)
+        bodies = {}
+        for name, function in _functions(part_read):
+            bodies[name] = written.get(id(function.function), function.function)
+        module = part_files.part_module(
+            read.module, header, f"{header.revision}_{part}",
+            header.revision if part == "post" else None,
+            cut.message(message, part), bodies)
+        module = _with_functions(module, {id(f): f for f in bodies.values()}, part_style,
+                                 read)
+        new_revisions.append(NewRevision(part, f"{header.revision}_{part}", module.code))
+    return main.code, tuple(new_revisions)
+
+
+def _part_of(function: ReadFunction | None, top: list[ops.MigrateOperation]) \
+        -> ReadFunction | None:
+    if function is None:
+        return None
+    return dataclasses.replace(function, container=ops.UpgradeOps(ops=top))
+
+
+def _every(top: list[ops.MigrateOperation]) -> Iterator[ops.MigrateOperation]:
+    return every_op(ops.UpgradeOps(ops=top))
+
+
+def _first_line(module: cst.Module) -> str:
+    """The revision's message as its docstring's first line (Alembic's template) says it, as
+    written in the source."""
+    first = module.body[0] if module.body else None
+    if (isinstance(first, cst.SimpleStatementLine) and isinstance(first.body[0], cst.Expr)
+            and isinstance(first.body[0].value, cst.SimpleString)):
+        literal = first.body[0].value
+        opening = len(literal.prefix) + len(literal.quote)
+        return literal.value[opening:].split("\n")[0].removesuffix(literal.quote).strip()
+    return ""
+
+
+# Where the models are not read, a table's primary key is not known: the batches of a
+# computed backfill walk it.
+_NO_MODELS = ("migrafix does not know the table's primary key, which batches walk: set "
+              "`metadata` in [tool.migrafix] to the models' MetaData for it to read it")
 
 
 @functools.cache
@@ -295,7 +453,9 @@ def _autocommit_findings(
     read: ReadRevision, positions: StatementPositions | None, silenced: set[int]
 ) -> list[FileFinding]:
     """An autocommit block after other statements commits them: a failure inside it leaves
-    them applied while alembic_version says otherwise. rewrite cannot split a file."""
+    them applied while alembic_version says otherwise. The blocks rules write are split off
+    into revisions of their own where the file can be split: what is left here is a block
+    written by hand, or one in a file that stays whole (the note says why)."""
     found = []
     for name, function in _functions(read):
         earlier = 0

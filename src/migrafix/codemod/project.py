@@ -59,16 +59,18 @@ class Project:
     """Resolves ``Options`` per file: ``[tool.migrafix]`` of the nearest pyproject.toml, then
     the command line's settings; the dialect given or read from the nearest alembic.ini; the
     naming given, or for "auto" what git says of the file: "database" if its repository's
-    HEAD commit has it, "convention" if it is new to git (untracked, or only staged), and
-    "database" when git cannot say (``Resolved.status_unknown``): a revision that already ran
-    must keep the names deployed databases have, and the database's name is also what a
-    revision that has not run would get."""
+    HEAD commit (or the ``released_in`` one) has it, "convention" if it is new to git since
+    (untracked, only staged, or committed after it), and "database" when git cannot say
+    (``Resolved.status_unknown``): a revision that already ran must keep the names deployed
+    databases have, and the database's name is also what a revision that has not run would
+    get."""
 
     def __init__(
         self,
         command_line: Mapping[str, Any],
         dialect: str | None = None,
         naming: Naming = "auto",
+        released_in: str = "HEAD",
     ) -> None:
         self.command_line = dict(command_line)
         self.dialect = dialect
@@ -79,8 +81,8 @@ class Project:
         self._settings: dict[Path | None, Settings | SettingsError] = {}
         self._nearest: dict[tuple[str, Path], Path | None] = {}
         self._dialects: dict[Path | None, str] = {}  # per alembic.ini
-        self._git = _Git()
-        self._conventions: dict[str, dict[str, str] | SettingsError] = {}
+        self._git = _Git(released_in)
+        self._models: dict[str, tuple[dict[str, str], dict[str, str]] | SettingsError] = {}
         # Per folder as given (a string: a Path costs more to build and hash than the rest of
         # a file's resolution), its real path; and with a naming, the Options its files share.
         self._folders: dict[str, Path] = {}
@@ -126,12 +128,14 @@ class Project:
             except ValueError:
                 relative = real_path.as_posix()
             settings = settings.for_path(relative)
+        integer_keys = None
         if settings.metadata:
-            settings = self._with_model_convention(settings, root)
+            settings, integer_keys = self._with_models(settings, root)
         return Options(
             settings=settings,
             dialect=self.dialect or self._dialect_for(folder),
             naming=naming,
+            integer_keys=integer_keys,
         )
 
     def _resolved(self, folder: str) -> Path:
@@ -160,18 +164,23 @@ class Project:
             raise found
         return found
 
-    def _with_model_convention(self, settings: Settings, pyproject: Path | None) -> Settings:
-        """The naming convention of the project's models (``metadata`` setting), read by
-        importing the project's own models module: never a revision file."""
+    def _with_models(
+        self, settings: Settings, pyproject: Path | None
+    ) -> tuple[Settings, Mapping[str, str]]:
+        """What the project's models (``metadata`` setting) say, read by importing the
+        project's own models module (never a revision file): the naming convention, in the
+        settings, and each table's single integer primary key."""
         assert settings.metadata is not None
-        if settings.metadata not in self._conventions:
-            self._conventions[settings.metadata] = _model_convention(
+        if settings.metadata not in self._models:
+            self._models[settings.metadata] = _read_models(
                 settings.metadata, pyproject.parent if pyproject else Path.cwd())
-        convention = self._conventions[settings.metadata]
-        if isinstance(convention, SettingsError):
-            raise convention
+        models = self._models[settings.metadata]
+        if isinstance(models, SettingsError):
+            raise models
+        convention, integer_keys = models
         return dataclasses.replace(
-            settings, naming_convention={**settings.naming_convention, **convention})
+            settings, naming_convention={**settings.naming_convention, **convention}), \
+            integer_keys
 
     def _dialect_for(self, folder: Path) -> str:
         ini = self._find_upward(folder, "alembic.ini")
@@ -194,8 +203,12 @@ class Project:
         return self._nearest[key]
 
 
-def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
-    from sqlalchemy import MetaData
+def _read_models(
+    spec: str, root: Path
+) -> tuple[dict[str, str], dict[str, str]] | SettingsError:
+    """The naming convention of the MetaData ``spec`` names, and the single integer primary
+    key of each of its tables (by "table" and "schema.table")."""
+    import sqlalchemy as sa
 
     module_name, _, attribute = spec.partition(":")
     sys.path.insert(0, str(root))
@@ -207,10 +220,16 @@ def _model_convention(spec: str, root: Path) -> dict[str, str] | SettingsError:
         return SettingsError(f"metadata = {spec!r}: cannot load it: {exc}")
     finally:
         sys.path.remove(str(root))
-    if not isinstance(target, MetaData):
+    if not isinstance(target, sa.MetaData):
         return SettingsError(f"metadata = {spec!r} is a {type(target).__name__}, not a MetaData")
-    return {str(k): v for k, v in target.naming_convention.items()
-            if isinstance(k, str) and isinstance(v, str)}
+    convention = {str(k): v for k, v in target.naming_convention.items()
+                  if isinstance(k, str) and isinstance(v, str)}
+    integer_keys: dict[str, str] = {}
+    for table in target.tables.values():
+        key = list(table.primary_key.columns)
+        if len(key) == 1 and isinstance(key[0].type, sa.Integer):
+            integer_keys[table.fullname] = str(key[0].name)
+    return convention, integer_keys
 
 
 def dialect_from_ini(path: Path) -> str | None:
@@ -307,7 +326,8 @@ class _Git:
     ``git ls-files`` telling a new file (untracked or staged) from one git ignores.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, released_in: str = "HEAD") -> None:
+        self.released_in = released_in  # the commit whose files are released
         self._roots: dict[Path, Path | None] = {}
         self._repositories: dict[Path, _Repository | str] = {}
         # per folder: its repository and its path from the top level ("a/b/"), or why not
@@ -341,7 +361,7 @@ class _Git:
             return NOT_IN_GIT
         repository = self._repositories.get(root)
         if repository is None:
-            repository = self._repositories[root] = _Repository.read(root)
+            repository = self._repositories[root] = _Repository.read(root, self.released_in)
         if isinstance(repository, str):
             return repository
         relative = repository.relative(folder)
@@ -390,17 +410,20 @@ class _Repository:
         self._failure: str | None = None
 
     @staticmethod
-    def read(root: Path) -> _Repository | str:
-        """The repository whose ``.git`` is in ``root``, or why git cannot read it."""
-        # --verify -q: no HEAD (no commit yet) is exit 1 and no message; a broken or bare
-        # repository is git's own message.
+    def read(root: Path, released_in: str = "HEAD") -> _Repository | str:
+        """The repository whose ``.git`` is in ``root``, with the files of commit
+        ``released_in`` taken for released; or why git cannot read it."""
+        # --verify -q: no such commit (HEAD before the first commit) is exit 1 and no message;
+        # a broken or bare repository is git's own message.
         try:
-            lines = _run_git(["rev-parse", "--show-toplevel", "--verify", "-q", "HEAD"], root,
-                             accept=(0, 1)).splitlines()
+            lines = _run_git(["rev-parse", "--show-toplevel", "--verify", "-q",
+                              f"{released_in}^{{commit}}"], root, accept=(0, 1)).splitlines()
         except _GitError as exc:
             return exc.reason
         if not lines:
             return "git failed: rev-parse printed no top level"
+        if len(lines) == 1 and released_in != "HEAD":  # a name given that names no commit
+            return f"git has no commit {released_in} (--released-in; fetched?)"
         return _Repository(Path(lines[0]).resolve(), lines[1] if len(lines) > 1 else None)
 
     def relative(self, folder: Path) -> str | None:

@@ -234,10 +234,12 @@ def _lines(text: str) -> list[str]:
     return io.StringIO(text, newline="").readlines()
 
 
-def unified_diff(name: str, old: str, new: str) -> str:
-    """A unified diff (``patch -p0`` applies it); a last line without a newline is marked."""
+def unified_diff(name: str, old: str, new: str, *, created: bool = False) -> str:
+    """A unified diff (``patch -p0`` applies it); a last line without a newline is marked.
+    ``created``: the diff of a new file, from /dev/null."""
     out: list[str] = []
-    for line in difflib.unified_diff(_lines(old), _lines(new), fromfile=name, tofile=name):
+    source = "/dev/null" if created else name
+    for line in difflib.unified_diff(_lines(old), _lines(new), fromfile=source, tofile=name):
         if line.endswith(("\n", "\r")):
             out.append(line)
         else:

@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,22 @@ class Style:
 
 
 class FunctionWriter:
-    def __init__(self, read: ReadFunction, before: list[object], style: Style) -> None:
+    """Writes ``read.container``'s ops as ``read.function``.
+
+    ``elsewhere``: ids of ops written in another file (a part split off into a revision of
+    its own), whose statements take their comments with them. ``keeps_vanished``: whether the
+    comments of statements whose op is gone come here (the main revision's file; a part's
+    file has only its own).
+    """
+
+    def __init__(
+        self,
+        read: ReadFunction,
+        before: list[object],
+        style: Style,
+        elsewhere: Collection[int] = (),
+        keeps_vanished: bool = True,
+    ) -> None:
         self.read = read
         self.before = before  # snapshot() of the trees before the rules ran
         self.original_groups = {entry[0]: list(entry[1]) for entry in before
@@ -59,7 +75,7 @@ class FunctionWriter:
         self.order = _source_order(read.function)
         # Statements whose op a rule removed (a drop folded into a rename): their comments go
         # above the first statement written from further down the file, in their order.
-        self.vanished = _vanished(read, self.order)
+        self.vanished = _vanished(read, self.order, elsewhere) if keeps_vanished else []
         # Columns a rule now fills: the TODO an earlier run left for each is done.
         self.filled = {(op.table_name, op.column_name) for op in every_op(read.container)
                        if isinstance(op, BackfillOp)}
@@ -81,6 +97,8 @@ class FunctionWriter:
                 if _is_marker(line) and all(line is not m for m in self.markers):
                     self.markers.append(line)
         originals = {id(s) for s in self.read.statement_of.values()}
+        if not statements:  # all of it went to another revision: Alembic writes `pass`
+            statements = [cst.SimpleStatementLine([cst.Pass()])]
         statements = _markers_first(statements, self.markers, originals)
         statements = [*self.read.preamble, *statements]
         body = function.body
@@ -239,7 +257,7 @@ class FunctionWriter:
                 lines = render_op(context, op)
         else:
             lines = render_op(context, op)
-        code = "\n".join(lines)
+        code = _indented(lines)
         if batch and receiver != "batch_op":
             code = code.replace("batch_op.", f"{receiver}.")
         self.style.imports |= set(context.imports)
@@ -249,7 +267,13 @@ class FunctionWriter:
 
         mode = black.Mode(string_normalization=self.style.double_quotes)
         formatted = black.format_str(code + "\n", mode=mode)
-        return cst.parse_module(formatted).body
+        module = cst.parse_module(formatted)
+        body = list(module.body)
+        header = [line for line in module.header if line.comment is not None]
+        if header and body:  # a comment the code opens with: libcst holds it as the header
+            body[0] = body[0].with_changes(
+                leading_lines=[*header, *getattr(body[0], "leading_lines", ())])
+        return body
 
     def _context(self) -> AutogenContext:
         if self._autogen is None:
@@ -298,6 +322,21 @@ class FunctionWriter:
 _TODO = re.compile(r"# TODO\(migrafix\): fill (\S+)\.(\w+) before it becomes NOT NULL")
 
 
+def _indented(lines: Sequence[str]) -> str:
+    """Rendered lines indented as Alembic's printer indents them in a revision (a line ending
+    in ":" opens a block, a blank line closes it): a loop or a ``try`` renders so."""
+    if not any(line.rstrip().endswith(":") for line in lines):
+        return "\n".join(lines)
+    from mako.pygen import PythonPrinter  # type: ignore[import-untyped]  # Alembic's own printer
+
+    buffer = io.StringIO()
+    printer = PythonPrinter(buffer)
+    for line in lines:
+        printer.writeline(line)
+    printer.close()
+    return buffer.getvalue()
+
+
 def _without_done_todos(
     lines: list[cst.EmptyLine], filled: set[tuple[str, str]]
 ) -> list[cst.EmptyLine]:
@@ -335,11 +374,14 @@ def _source_order(function: cst.FunctionDef) -> dict[int, int]:
     return order
 
 
-def _vanished(read: ReadFunction, order: dict[int, int]) -> list[tuple[int, list[cst.EmptyLine]]]:
+def _vanished(
+    read: ReadFunction, order: dict[int, int], elsewhere: Collection[int]
+) -> list[tuple[int, list[cst.EmptyLine]]]:
     """(place, comment lines) of each statement whose op no longer is in the tree, nor is any
-    op derived from it: its comments above it, and the one at the end of its line. Alembic's
-    marker is not among them (``write`` keeps it where it belongs)."""
-    present: set[int] = set()
+    op derived from it, nor written ``elsewhere``: its comments above it, and the one at the
+    end of its line. Alembic's marker is not among them (``write`` keeps it where it
+    belongs)."""
+    present: set[int] = set(elsewhere)
     for op in every_op(read.container):
         present |= {id(op), id(origin_of(op))}
     found = []

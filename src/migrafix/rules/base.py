@@ -95,8 +95,14 @@ class RuleContext:
     # corpus review found 6 of 7 such pairs in released files to be real type changes.
     flag_look_alikes: bool = True
     # Whether work marked for a revision of its own (``Revision.run_after_main``) becomes one:
-    # only the hook writes revisions. Without, a rule writes a form that is safe in one.
+    # the hook writes it as a revision, the codemod as a file beside the revision's (for one
+    # that has not run). Without, a rule writes a form that is safe in one.
     separate_revisions: bool = False
+    # The single integer primary key of a table, where the ops do not carry their model's
+    # table (the codemod reads revision files): (schema, table) -> its column, or None; and
+    # why it may be unknown when None ("": the table has none).
+    integer_key: Callable[[str | None, str], str | None] = lambda schema, table: None
+    integer_key_unknown: str = ""
     # Whether a table group is written as a batch block (SQLite's ALTER is a table copy there).
     in_batch: Callable[[ops.ModifyTableOps], bool] = lambda group: False
 

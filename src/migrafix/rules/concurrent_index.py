@@ -19,7 +19,8 @@ BUILD_COMMENT = (
     "index it leaves, fix the cause, and upgrade again.",
 )
 DROP_COMMENT = ("migrafix: CONCURRENTLY runs outside a transaction.",)
-# Where the block shares its revision with other ops (no split: the codemod, or the setting).
+# Where the block shares its revision with other ops (no split: the setting, a revision that
+# already ran, a file the codemod cannot split).
 SHARED_COMMENT = (
     "autocommit_block() commits what ran before it: should the block fail, that stays applied "
     "while alembic_version is not updated.",
@@ -38,7 +39,8 @@ class ConcurrentIndex(Rule):
         "before it: if the build then fails, that DDL stays while `alembic_version` is not "
         "bumped, and the next `upgrade head` dies re-running it. So when a revision has other "
         "ops, the hook writes the concurrent drops and creates as revisions of their own, "
-        "before and after it: a failed build leaves the database at a clean revision."
+        "before and after it (`migrafix rewrite` writes them as files beside a revision that "
+        "has not run): a failed build leaves the database at a clean revision."
     )
     fix_safety = (
         "Some projects already run migrations on an AUTOCOMMIT connection or open their own "

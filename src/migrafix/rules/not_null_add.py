@@ -41,17 +41,20 @@ class NotNullAdd(Rule):
         "TEXT, BLOB and JSON columns, which take no literal DEFAULT. On SQLite outside batch "
         "mode the default stays (SQLite drops one only by copying the table).\n"
         "- **Anything else** (it reads other columns, a subquery, `gen_random_uuid()`), on "
-        "PostgreSQL and MySQL/MariaDB with the hook: the column is added nullable; a "
+        "PostgreSQL and MySQL/MariaDB: the column is added nullable; a "
         "revision of its own (`<rev>_post`) fills it in batches of `backfill_batch_size` rows "
         "by the table's integer primary key, each batch committed on its own, in an "
         "autocommit block; then, on PostgreSQL, `CHECK (col IS NOT NULL) NOT VALID`, a last "
         "UPDATE for rows written meanwhile, `VALIDATE CONSTRAINT` (reads and writes go on), "
         "`SET NOT NULL` (PostgreSQL 12+ skips its scan given the validated check), and the "
-        "check dropped (a `VACUUM (ANALYZE)` after the batches keeps an autovacuum they would set "
-        "off from holding up those ALTERs). Every step can be rerun: after a failure the database is at `<rev>`, "
-        "and `alembic upgrade head` picks up where it stopped.\n"
-        "- **Otherwise** (SQLite; the codemod, which cannot split a file; a table without a "
-        "single integer primary key): add nullable, `UPDATE ... WHERE col IS NULL`, set NOT "
+        "check dropped (a `VACUUM (ANALYZE)` after the batches keeps an autovacuum they would "
+        "set off from holding up those ALTERs). Every step can be rerun: after a failure the "
+        "database is at `<rev>`, and `alembic upgrade head` picks up where it stopped. "
+        "`migrafix rewrite` writes `<rev>_post` as a file beside a revision that has not run, "
+        "and reads the table's key from the models the `metadata` setting names.\n"
+        "- **Otherwise** (SQLite; a revision that already ran, or read from standard input; "
+        "a table without a single integer primary key, or one the codemod cannot read): add "
+        "nullable, `UPDATE ... WHERE col IS NULL`, set NOT "
         "NULL, in the migration's transaction. In SQLite batch mode the UPDATE runs between "
         "two batch blocks, after the column exists.\n\n"
         "With no backfill known the column is still split, and the revision carries a marked "
@@ -117,7 +120,8 @@ class NotNullAdd(Rule):
             if sql is None:
                 written = self._todo(tree, group, add, unwritable, context)
             else:
-                form, reason = _form(value, add.column, context)
+                form, reason = _form(value, add.column, group.table_name, group.schema,
+                                         context)
                 if form == "server default":
                     written = self._as_server_default(tree, group, add, value, context)
                 elif form == "batches":
@@ -175,7 +179,7 @@ class NotNullAdd(Rule):
         column = add.column
         table, schema, dialect = group.table_name, group.schema, context.dialect
         size = context.settings.backfill_batch_size
-        key = _integer_key(column)
+        key = _integer_key(column, table, schema, context)
         assert key is not None  # _form chose batches for a table that has one
         rest = BackfillOp(update_statement(table, schema, column, value, dialect),
                           table_name=table, column_name=column.name, schema=schema)
@@ -390,7 +394,9 @@ Form = Literal["server default", "batches", "one transaction"]
 Written = tuple[ops.AddColumnOp, list[ops.MigrateOperation], list[ops.MigrateOperation]]
 
 
-def _form(value: Any, column: sa.Column[Any], context: RuleContext) -> tuple[Form, str]:
+def _form(
+    value: Any, column: sa.Column[Any], table: str, schema: str | None, context: RuleContext
+) -> tuple[Form, str]:
     """How a column with a known backfill is added, and why not faster ("" when the fastest).
 
     - "server default": a constant backfill as the column's DEFAULT, dropped afterwards. The
@@ -410,12 +416,13 @@ def _form(value: Any, column: sa.Column[Any], context: RuleContext) -> tuple[For
     if not context.separate_revisions:
         return "one transaction", (
             f"{not_a_default}, so the UPDATE holds the table's lock until the migration "
-            "commits; migrafix's autogenerate hook writes it as batches in a revision of its "
-            "own")
-    if _integer_key(column) is None:
+            "commits; the batched form needs a revision of its own, `<rev>_post`, which is "
+            "not written here")
+    if _integer_key(column, table, schema, context) is None:
         return "one transaction", (
-            f"{not_a_default}, and the table has no single integer primary key to fill it in "
-            "batches by: on a large table, fill it in batches by hand")
+            f"{not_a_default}, and " + (context.integer_key_unknown or
+            "the table has no single integer primary key to fill it in batches by: on a "
+            "large table, fill it in batches by hand"))
     return "batches", ""
 
 
@@ -464,13 +471,16 @@ def _set_not_null(group: ops.ModifyTableOps, column: sa.Column[Any]) -> ops.Alte
                              existing_comment=column.comment, modify_nullable=False)
 
 
-def _integer_key(column: sa.Column[Any]) -> str | None:
-    """The single integer primary key of the model table ``column`` belongs to (the hook
-    knows it; a revision file read by the codemod does not)."""
-    table = getattr(column, "table", None)
-    if not isinstance(table, sa.Table):
-        return None
-    key = list(table.primary_key.columns)
+def _integer_key(
+    column: sa.Column[Any], table: str, schema: str | None, context: RuleContext
+) -> str | None:
+    """The single integer primary key of the table ``column`` is added to: from its model
+    table (the hook has it), else as the front end knows it (the codemod, from the models the
+    ``metadata`` setting names)."""
+    model = getattr(column, "table", None)
+    if not isinstance(model, sa.Table):
+        return context.integer_key(schema, table)
+    key = list(model.primary_key.columns)
     if len(key) == 1 and isinstance(key[0].type, sa.Integer):
         return str(key[0].name)
     return None

@@ -446,6 +446,8 @@ def same_item(candidate: Any, original: Any) -> bool:
         return str(candidate.sqltext) == str(original.sqltext)
     if isinstance(original, sa.Index):
         return [str(e) for e in candidate.expressions] == [str(e) for e in original.expressions]
+    if isinstance(original, sa.ForeignKeyConstraint):  # two of one column may refer apart
+        return _definition(candidate) == _definition(original)
     return list(candidate.columns.keys()) == list(original.columns.keys())
 
 
@@ -463,8 +465,10 @@ class UnnamedConstraint(Rule):
         "`uq_%(table_name)s_%(column_0_N_name)s`, `ck_%(table_name)s_%(constraint_name)s`, "
         "`fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s`, `pk_%(table_name)s`): "
         "every column is in the name, so two of one table never share one. An unnamed CHECK's "
-        "`%(constraint_name)s` is the columns its SQL names and a hash of its SQL. Names longer "
-        "than the dialect allows are truncated as SQLAlchemy truncates them."
+        "`%(constraint_name)s` is the columns its SQL names and a hash of its SQL. Two items "
+        "of one table the convention would still name alike (a unique and a plain index on the "
+        "same columns) each get a hash of their definition. Names longer than the dialect "
+        "allows are truncated as SQLAlchemy truncates them."
     )
     fix_safety = (
         "Safe for a revision that has not run anywhere yet, which is what autogenerate "
@@ -489,16 +493,17 @@ class UnnamedConstraint(Rule):
                 context.dialect,
             )
         for tree in revision.trees():
-            renamed: dict[int, list[ops.MigrateOperation]] = {}
+            named_ops: list[tuple[ops.MigrateOperation, ops.MigrateOperation, str]] = []
             for _, op in tree.walk():
                 named = self._named(op, naming)
-                if named is None:
-                    continue
-                new_op, message = named
-                renamed[id(op)] = [new_op]
+                if named is not None:
+                    named_ops.append((op, *named))
+            if isinstance(naming, NamingConvention):
+                named_ops = _told_apart(named_ops, naming)
+            for op, new_op, message in named_ops:
                 context.report(Finding(self.name, tree.direction, table_label(op), message,
                                        fixed=new_op is not op, op=op))
-            tree.replace_all(renamed)
+            tree.replace_all({id(op): [new_op] for op, new_op, _ in named_ops})
 
     def _named(
         self, op: ops.MigrateOperation, naming: NamingConvention | DatabaseNaming
@@ -543,6 +548,88 @@ class UnnamedConstraint(Rule):
             name = None
             naming.reason = f"no create_{verb[5:]} in this file says what it drops"
         return _with_name(op, attribute, name, f"{verb} had no name", naming)
+
+
+_Named = tuple[ops.MigrateOperation, ops.MigrateOperation, str]  # (op, named op, message)
+
+
+def _told_apart(named_ops: list[_Named], naming: NamingConvention) -> list[_Named]:
+    """``named_ops`` with the names that different items of one table would share made
+    distinct (``distinct_names``). A create and a drop of one name are a replacement, not a
+    clash: creates meet creates, drops drops."""
+    groups: dict[tuple[bool, str | None, str | None, str], list[int]] = {}
+    for index, (op, new_op, _) in enumerate(named_ops):
+        name = getattr(new_op, _name_attribute(new_op), None)
+        if new_op is not op and isinstance(name, str):  # named here, not by the user
+            is_drop = isinstance(new_op, (ops.DropIndexOp, ops.DropConstraintOp))
+            table = getattr(new_op, "table_name", None) or getattr(new_op, "source_table", None)
+            groups.setdefault((is_drop, getattr(new_op, "schema", None), table, name),
+                              []).append(index)
+    told = list(named_ops)
+    for (_, _, _, name), indexes in groups.items():
+        if len(indexes) < 2:
+            continue
+        items = [_created_by(named_ops[index][1]) for index in indexes]
+        for index, distinct in zip(indexes, distinct_names(items, name, naming), strict=True):
+            op, new_op, _ = named_ops[index]
+            if distinct != name:
+                renamed = copy.copy(new_op)
+                setattr(renamed, _name_attribute(new_op), distinct)
+                what = named_ops[index][2].rsplit(": named ", 1)[0]
+                told[index] = (op, renamed, f"{what}: named {distinct} ({name} would be "
+                               "another's of its table too)")
+    return told
+
+
+def distinct_names(
+    items: Sequence[sa.Constraint | sa.Index | None], name: str, naming: NamingConvention
+) -> list[conv]:
+    """The names of ``items``, which the convention all names ``name``: unchanged if they are
+    one item, else each ``name`` + ``_`` + 8 hex digits of a hash of its definition (a unique
+    and a plain index on the same columns; two foreign keys of the same columns to one table).
+    A hash, not an order, so that the downgrade's drops get the names the upgrade's creates
+    got. ``None``: an item that cannot be described: all keep the name then."""
+    definitions = [_definition(item) if item is not None else None for item in items]
+    if None in definitions or len(set(definitions)) < 2:
+        return [conv(name)] * len(items)
+    return [naming.truncated(f"{name}_{hashlib.sha1(d.encode()).hexdigest()[:8]}",
+                             isinstance(item, sa.Index))
+            for item, d in zip(items, definitions, strict=True) if d is not None]
+
+
+def _name_attribute(op: ops.MigrateOperation) -> str:
+    return "index_name" if isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)) \
+        else "constraint_name"
+
+
+def _created_by(op: ops.MigrateOperation) -> sa.Constraint | sa.Index | None:
+    """The index or constraint ``op`` creates or, a drop, what its create made."""
+    create = op if isinstance(op, (ops.CreateIndexOp, ops.AddConstraintOp)) \
+        else getattr(op, "_reverse", None)
+    if not isinstance(create, (ops.CreateIndexOp, ops.AddConstraintOp)):
+        return None
+    try:
+        return _item_of(create)
+    except Exception:  # a stub Alembic cannot build: not ours to describe
+        return None
+
+
+def _definition(item: sa.Constraint | sa.Index) -> str:
+    """What ``item`` is, names aside: kind, columns or expressions, and the options that tell
+    two apart."""
+    parts = [type(item).__name__]
+    if isinstance(item, sa.Index):
+        parts += [str(item.unique), *(str(e) for e in item.expressions)]
+    elif isinstance(item, sa.ForeignKeyConstraint):
+        parts += [*item.column_keys, *(e.target_fullname for e in item.elements),
+                  *(str(getattr(item, k)) for k in ("ondelete", "onupdate", "deferrable",
+                                                    "initially", "match"))]
+    elif isinstance(item, sa.CheckConstraint):
+        parts.append(str(item.sqltext))
+    else:
+        parts += [str(column) for column in getattr(item, "columns", ())]
+    parts += [f"{key}={value}" for key, value in sorted(item.dialect_kwargs.items())]
+    return "\x00".join(parts)
 
 
 def _shared_check_names(revision: Revision) -> set[tuple[str | None, str, str]]:
@@ -609,7 +696,11 @@ def _named_table(
 ) -> tuple[ops.MigrateOperation, str] | None:
     if not any(isinstance(i, sa.Constraint) and i.name is None for i in op.columns):
         return None
-    table = op.to_table().to_metadata(sa.MetaData())  # ours: naming it touches no model object
+    try:
+        table = op.to_table().to_metadata(sa.MetaData())  # ours: naming touches no model object
+    except sa.exc.ArgumentError as exc:  # so would `alembic upgrade`: the file's to mend
+        return op, (f"create_table {op.table_name}: unnamed constraints, in a table SQLAlchemy "
+                    f"cannot build ({exc}): name them by hand")
     # The constraints the op lists as arguments: those a revision file writes. Those of column
     # arguments (primary_key=True, ForeignKey(...), unique=True) exist only in the table;
     # the codemod leaves them as they are written, and the database names them.
@@ -617,7 +708,7 @@ def _named_table(
               if (twin := _twin_in(table, item)) is not None}
     unnamed = [c for c in table.constraints if c.name is None]
     names, of_columns = [], 0
-    for constraint, name in zip(unnamed, naming.names_for(unnamed), strict=True):
+    for constraint, name in zip(unnamed, _distinct_in_table(unnamed, naming), strict=True):
         if name is not None:
             constraint.name = name
             if id(constraint) in listed:
@@ -633,6 +724,26 @@ def _named_table(
         message += (f" ({of_columns} more, from column arguments such as primary_key=True, "
                     "keep the names the database gives them)")
     return new_op, message
+
+
+def _distinct_in_table(
+    unnamed: list[sa.Constraint], naming: NamingConvention
+) -> list[conv | None]:
+    """The convention's names of a new table's ``unnamed`` constraints, shared ones told
+    apart (``distinct_names``)."""
+    names = naming.names_for(unnamed)
+    by_name: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        if name is not None:
+            by_name.setdefault(name, []).append(index)
+    for indexes in by_name.values():
+        if len(indexes) > 1:
+            shared = names[indexes[0]]
+            assert shared is not None
+            told = distinct_names([unnamed[i] for i in indexes], shared, naming)
+            for index, name in zip(indexes, told, strict=True):
+                names[index] = name
+    return names
 
 
 UnnamedConstraint.examples = (
