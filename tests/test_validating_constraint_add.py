@@ -1,6 +1,6 @@
-"""validating-constraint-add where no database is needed: what the codemod reports for files
-(which it cannot split), what it leaves alone, and the forms the hook's trees get. Its effect
-on a real PostgreSQL (locks, a failed VALIDATE, the rerun) is in tests/test_lock_behaviour.py."""
+"""validating-constraint-add where no database is needed: what the codemod writes and reports
+for files, what it leaves alone, and the forms the hook's trees get. Its effect on a real
+PostgreSQL (locks, a failed VALIDATE, the rerun) is in tests/test_lock_behaviour.py."""
 
 from __future__ import annotations
 
@@ -40,16 +40,40 @@ CHECK = revision("op.create_check_constraint('ck_order_price', 'order', 'price >
                  "op.drop_constraint('ck_order_price', 'order', type_='check')")
 
 
+ONE_REVISION = Settings().merged({"split_concurrent_revisions": False}, "test")
+
+
 def findings(source: str, **options: object) -> list[tuple[str, bool, bool]]:
     """(message, fixable, note) of the rule's findings; the file must come back unchanged."""
     result = fix_source(source, Options(**options))  # type: ignore[arg-type]
-    assert result.source == source
+    assert result.source == source and result.new_revisions == ()
     return [(f.message, f.fixable, f.note) for f in result.findings if f.rule == RULE]
 
 
+@pytest.mark.parametrize(("source", "statement", "validate"), [
+    (FK, "op.create_foreign_key('fk_order_invoice', 'order', 'invoice', ['invoice_id'], ['id'], "
+         "postgresql_not_valid=True)", "fk_order_invoice"),
+    (CHECK, "op.create_check_constraint('ck_order_price', 'order', 'price > 0', "
+            "postgresql_not_valid=True)", "ck_order_price"),
+], ids=["foreign key", "check"])
+def test_a_file_that_has_not_run_is_split(source: str, statement: str, validate: str) -> None:
+    """The statement edited in place, the VALIDATE in a `<rev>_post` file beside it."""
+    result = fix_source(source, Options())
+    assert statement in result.source
+    assert result.source.replace(", postgresql_not_valid=True", "") == source
+    [post] = result.new_revisions
+    assert (post.part, post.revision) == ("post", "b2_post")
+    assert post.source is not None
+    assert "with op.get_context().autocommit_block():\n        op.execute(" \
+        f"'ALTER TABLE \"order\" VALIDATE CONSTRAINT {validate}')" in post.source
+    assert [(f.fixable, f.note) for f in result.findings if f.rule == RULE] == [(True, False)]
+    again = fix_source(result.source, Options())  # a second run changes nothing
+    assert again.source == result.source and again.new_revisions == ()
+
+
 @pytest.mark.parametrize("source", [FK, CHECK], ids=["foreign key", "check"])
-def test_a_file_keeps_the_form_that_is_right_in_one_revision_with_a_note(source: str) -> None:
-    [(message, fixable, note)] = findings(source)
+def test_one_revision_keeps_the_form_that_is_right_in_one_with_a_note(source: str) -> None:
+    [(message, fixable, note)] = findings(source, settings=ONE_REVISION)
     assert (fixable, note) == (False, True)
     assert "under a lock that stops writes" in message
     assert "left as written, since in one revision its VALIDATE would scan under the same lock" \
@@ -67,6 +91,13 @@ def test_silenced_on_the_statement_and_by_setting() -> None:
     silenced = FK.replace("['id'])\n", "['id'])  # migrafix: ignore[validating-constraint-add]\n",
                           1)
     assert findings(silenced) == []
+    # also once unnamed-constraint, which runs first, has named it
+    unnamed = FK.replace("'fk_order_invoice'", "None").replace(
+        "['id'])\n", "['id'])  # migrafix: ignore[validating-constraint-add]\n", 1)
+    result = fix_source(unnamed, Options())
+    assert "op.f('fk_order_invoice_id_invoice')" in result.source
+    assert "postgresql_not_valid" not in result.source and result.new_revisions == ()
+    assert [f.rule for f in result.findings] == ["unnamed-constraint"] * 2
     assert findings(FK, settings=Settings().merged({"ignore": [RULE]}, "test")) == []
 
 
@@ -89,9 +120,11 @@ def test_a_column_added_with_its_foreign_key_is_reported() -> None:
     """Alembic adds the column, then the foreign key as an ALTER of its own, which scans."""
     source = revision("op.add_column('order', sa.Column('invoice_id', sa.Integer(), "
                       "sa.ForeignKey('invoice.id')))", "op.drop_column('order', 'invoice_id')")
-    [(message, fixable, note)] = findings(source)
+    [(message, fixable, note)] = findings(source, settings=ONE_REVISION)
     assert "the ForeignKey of invoice_id is added after the column" in message
     assert (fixable, note) == (False, True)
+    [(_, fixable, note)] = findings(source)  # where it could be split: to fix by hand
+    assert (fixable, note) == (False, False)
     assert findings(source.replace("sa.ForeignKey('invoice.id')", "nullable=True")) == []
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection
 
 from alembic.operations import ops
 
-from migrafix.revision import Revision
+from migrafix.revision import Revision, origin_of
 from migrafix.rules import ALL_RULES, Finding, RuleContext
 
 __all__ = ["fix_revision"]
@@ -56,7 +56,8 @@ def _mask(revision: Revision, hidden: set[int]) -> dict[int, ops.MigrateOperatio
     masked: dict[int, ops.MigrateOperation] = {}
     for holder in _containers(revision):
         for index, op in enumerate(holder):
-            if id(op) in hidden:
+            # or what an earlier rule made of it (a name given): still the silenced statement
+            if id(op) in hidden or id(origin_of(op)) in hidden:
                 stand_in = HiddenOp()
                 masked[id(stand_in)] = op
                 holder[index] = stand_in

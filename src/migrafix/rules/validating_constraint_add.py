@@ -39,8 +39,10 @@ class ValidatingConstraintAdd(Rule):
         "revision of its own (`<rev>_post`). Should rows violate the constraint, that "
         "revision fails and the database stays at `<rev>`, the constraint NOT VALID; fix the "
         "rows and `alembic upgrade head` validates it.\n\n"
-        "Where the revision cannot be split (`migrafix rewrite`, which writes one file; "
-        "`split_concurrent_revisions = false`), the constraint is left as written, which is "
+        "`migrafix rewrite` does the same for a revision that has not run, in a `<rev>_post` "
+        "file beside it. Where the revision cannot be split (`split_concurrent_revisions = "
+        "false`; a file the codemod cannot split, its note says why), or the constraint has "
+        "no name, it is left as written, which is "
         "right in one revision, and a `[note]` says so (`migrafix check` does not fail on it). A column added with an inline "
         "`sa.ForeignKey(...)` (`add_column(sa.Column(..., sa.ForeignKey(...)))`, which "
         "autogenerate never writes) is the same hazard: Alembic adds the column, then the "
@@ -105,9 +107,13 @@ class ValidatingConstraintAdd(Rule):
                           "and validates it in an autocommit block of a revision of its own; "
                           "split it so by hand on a large table")))
             elif op.constraint_name is None:
+                # Left unnamed on purpose (unnamed-constraint silenced): as written, right in
+                # one revision; a note.
                 context.report(Finding(self.name, tree.direction, table,
-                    f"{what} scans {table} under a lock that stops writes to it, and without a "
-                    "name it cannot be validated later: name it", fixed=False, op=op))
+                    f"{what} scans {table} under a lock that stops writes to it; left as "
+                    "written, since without a name it cannot be validated later", fixed=False,
+                    note=True, op=op, hint="name it to have it added NOT VALID and validated "
+                    "in a revision of its own"))
             else:
                 not_valid, validate = add_not_valid(op, context.dialect)
                 replaced[id(op)] = [not_valid]
