@@ -46,6 +46,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from migrafix.codemod import FileFinding, Options, check_source, fix_source
 from migrafix.codemod.positions import StatementPositions
 from migrafix.codemod.prefilter import RULE_TESTS, _Code, may_have_findings
+from migrafix.codemod.split_parts import SPLIT_REVISION
 from migrafix.settings import Settings
 
 pytestmark = pytest.mark.corpus
@@ -113,6 +114,8 @@ def analyse(task: Task) -> Record:
         record.problems += position_problems(text)
     code = _Code(task.data)
     for finding in result.findings:
+        if finding.rule == SPLIT_REVISION:
+            continue  # the fixer's own note on another rule's work, which the test looks at
         seen = RULE_TESTS[finding.rule](code, options.settings, options.dialect)
         if "autocommit_block() commits" in finding.message:
             # the fixer's own report, on a block in the file or one the rule just wrote
@@ -244,7 +247,16 @@ def untouched_problems(
             continue
         wanted = list(_untouched(_body(old), before, positions, lines))
         present = iter(list(_all_statements(_body(new), after)))
+        # A statement may go, whole, with the work split off (a unique constraint's drop, to
+        # the revision that builds it again on downgrade).
+        moved = set()
+        for part in map(cst.parse_module, parts):
+            function = _function(part, name)
+            if function is not None:
+                moved.update(_all_statements(_body(function), part))
         for unit in wanted:
+            if unit in moved:
+                continue
             if not any(unit == candidate for candidate in present):
                 problems.append(f"{name}(): a statement no rule touched is missing, changed or "
                                 f"moved:\n{unit}")

@@ -243,6 +243,17 @@ def test_alembic_marker_comment_stays_where_it_was() -> None:
         == MARKER_AFTER_GUARD
 
 
+def test_a_guarded_revision_is_not_split() -> None:
+    """A split-off revision would run its part without the guard: zenml's `if sqlite: return`
+    would not protect the VALIDATE (or a concurrent build) from SQLite. The file stays whole,
+    in the form safe in one revision, and a note says why."""
+    result = fix_source(MARKER_AFTER_GUARD, Options(Settings(), "postgresql", "convention"))
+    assert result.new_revisions == ()
+    assert "postgresql_not_valid" not in result.source
+    (note,) = [f for f in result.findings if f.rule == "split-revision"]
+    assert note.note and "upgrade() may stop early (line 10)" in note.message
+
+
 MULTILINE_CONSTRAINT = revision('''
     def upgrade():
         op.create_table(

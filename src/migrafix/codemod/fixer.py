@@ -119,7 +119,8 @@ def _process(source: str, options: Options, write: bool, split: bool) -> FileRes
         from migrafix.codemod.part_files import read_header
 
         header = read_header(module)
-        why_not = options.cannot_split or (header if isinstance(header, str) else None)
+        why_not = (options.cannot_split or (header if isinstance(header, str) else None)
+                   or _control_flow(read, StatementPositions(source, module)))
         if why_not is not None:
             # The file as one revision, and a note saying why it stays one.
             whole = _process(source, options, write, split=False)
@@ -155,6 +156,39 @@ def _process(source: str, options: Options, write: bool, split: bool) -> FileRes
     file_findings.sort(key=_order)
     unsplit = _process(source, options, write, split=False) if split_file is not None else None
     return FileResult(new_source, tuple(file_findings), new_revisions, unsplit)
+
+
+def _control_flow(read: ReadRevision, positions: StatementPositions | None) -> str | None:
+    """Why the file cannot be split: a ``return`` or ``raise`` in a function decides whether
+    what follows runs (an ``if dialect == "sqlite": return`` guard), and a revision split off
+    would run its part without it. None when there is none."""
+    for name, function in _functions(read):
+        for op in function.container.ops:
+            if isinstance(op, OpaqueOp) and _ends_early(op.statement):
+                line = positions.start(op.statement) if positions is not None else None
+                where = f" (line {line[0]})" if line else ""
+                return (f"its {name}() may stop early{where}, and a revision split off would "
+                        "run without that guard")
+    return None
+
+
+def _ends_early(statement: cst.CSTNode) -> bool:
+    found = False
+
+    class Find(cst.CSTVisitor):
+        def visit_Return(self, node: cst.Return) -> None:
+            nonlocal found
+            found = True
+
+        def visit_Raise(self, node: cst.Raise) -> None:
+            nonlocal found
+            found = True
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return False  # a nested function's return is its own
+
+    statement.visit(Find())
+    return found
 
 
 def _order(finding: FileFinding) -> tuple[int, int, str]:
