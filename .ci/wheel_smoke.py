@@ -141,7 +141,11 @@ def check_installed() -> None:
     check(done.stdout == f"migrafix {migrafix.__version__}\n",
           f"migrafix --version: {done.stdout!r}")
     done = run("migrafix", "rules", cwd=Path.cwd())
-    check(len(done.stdout.splitlines()) == 4, "migrafix rules lists the four rules")
+    from migrafix.rules import ALL_RULES  # the installed registry: one line per rule
+
+    listed = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+    check(listed == [rule.name for rule in ALL_RULES],
+          f"migrafix rules lists the {len(ALL_RULES)} rules of the registry: {listed}")
 
 
 def check_project(root: Path) -> None:
