@@ -353,7 +353,6 @@ def _report_check(
             error(outcome)
             unprocessed.append((outcome.name, outcome.error or ""))
         reports.append((outcome.name, outcome.findings))
-    # The history across files: a split-off revision whose main revision is gone.
     # The history across files: a split-off revision whose main revision is gone, told from
     # the ids the run read (other files of a folder are read only where one was not checked).
     checked = [(c.path, revisions.get(c.name)) for c in candidates if c.path is not None]
