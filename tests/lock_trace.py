@@ -98,8 +98,9 @@ def record(engine: sa.Engine, path: str | Path) -> None:
         autocommit = bool(cursor.connection.autocommit)
         transaction: str | None = None
         locks: list[list[str]] = []
+        lock_timeout: str | None = None
         if not autocommit and error is None:
-            transaction, locks = _probe(cursor.connection)
+            transaction, locks, lock_timeout = _probe(cursor.connection)
         if transaction is None:
             # A statement run in autocommit is a transaction of its own; a failed one in a
             # transaction cannot be probed (its transaction is aborted): it stands alone too.
@@ -110,6 +111,7 @@ def record(engine: sa.Engine, path: str | Path) -> None:
             "autocommit": autocommit,
             "transaction": transaction,
             "locks": locks,
+            "lock_timeout": lock_timeout,
             "notices": list(notices),
             "rowcount": cursor.rowcount if error is None else None,
             "error": error,
@@ -129,12 +131,15 @@ def record(engine: sa.Engine, path: str | Path) -> None:
                   str(context.original_exception).strip())
 
 
-def _probe(dbapi_connection: Any) -> tuple[str, list[list[str]]]:
-    """This backend's transaction and the locks it holds on relations outside the catalogs:
-    ``[table, relation, mode]``, where ``table`` is the relation or the table of an index."""
+def _probe(dbapi_connection: Any) -> tuple[str, list[list[str]], str]:
+    """This backend's transaction, the locks it holds on relations outside the catalogs
+    (``[table, relation, mode]``, where ``table`` is the relation or the table of an index),
+    and its ``lock_timeout`` (what a statement's waits had: only a ``SET`` changes it)."""
     with dbapi_connection.cursor() as cursor:
         cursor.execute(_PROBE)
         rows = cursor.fetchall()
+        cursor.execute("SHOW lock_timeout")
+        lock_timeout = str(cursor.fetchone()[0])
     transaction = rows[0][0] if rows else "?"
     locks = sorted({
         (table or relation, relation, mode)
@@ -142,7 +147,7 @@ def _probe(dbapi_connection: Any) -> tuple[str, list[list[str]]]:
         if relation is not None and kind in ("r", "p", "i", "I")
         and schema not in _SYSTEM_SCHEMAS and not schema.startswith("pg_toast")
     })
-    return transaction, [list(lock) for lock in locks]
+    return transaction, [list(lock) for lock in locks], lock_timeout
 
 
 # --- in the test ----------------------------------------------------------------------------
@@ -213,6 +218,7 @@ class Statement:
     autocommit: bool
     transaction: str
     locks: frozenset[Lock]  # held by its transaction once it had run; empty in autocommit
+    lock_timeout: str | None  # its transaction's once it had run ("0": none); None in autocommit
     notices: tuple[str, ...]
     rowcount: int | None
     error: str | None
@@ -259,6 +265,8 @@ def documented_lock(sql: str) -> str:
         return "ShareUpdateExclusiveLock"
     if re.match(r"VACUUM\b", words) and "FULL" not in words:
         return "ShareUpdateExclusiveLock"  # not FULL: the table stays readable and writable
+    if re.match(r"(?:CREATE (?:UNIQUE )?INDEX|DROP INDEX) CONCURRENTLY\b", words):
+        return "ShareUpdateExclusiveLock"
     return "AccessExclusiveLock"
 
 
@@ -318,6 +326,26 @@ class Trace:
                     found.append(f"{statement} [{', '.join(work)}] under {modes}")
         return found
 
+    def unbounded_lock_waits(self, table: str) -> list[str]:
+        """Statements that took a lock stopping writes to ``table`` with no ``lock_timeout``:
+        while such a statement waits for its lock, every query on the table queues behind it,
+        for as long as what holds the lock runs. In a transaction, a lock is taken by the
+        statement after which it is first held; in autocommit, by the statement, as
+        documented. [] is the promise."""
+        found = []
+        for transaction in self.transactions():
+            if transaction.autocommit:
+                if transaction.blocks_writes(table):
+                    found.append(f"{transaction.statements[0]} (no lock_timeout in autocommit)")
+                continue
+            held: set[str] = set()
+            for statement in transaction.statements:
+                modes = {lock.mode for lock in statement.locks if lock.table == table}
+                if (modes - held) & BLOCKS_WRITES and statement.lock_timeout in (None, "0"):
+                    found.append(f"{statement} (took {'/'.join(sorted(modes - held))})")
+                held |= modes
+        return found
+
     def __str__(self) -> str:
         lines = []
         for statement in self.statements:
@@ -345,6 +373,7 @@ def _statements(path: Path) -> Iterator[Statement]:
             autocommit=entry["autocommit"],
             transaction=entry["transaction"],
             locks=frozenset(Lock(*lock) for lock in entry["locks"]),
+            lock_timeout=entry.get("lock_timeout"),
             notices=tuple(entry["notices"]),
             rowcount=entry["rowcount"],
             error=entry["error"],

@@ -43,7 +43,8 @@ def test_example_without_the_rule_changes_nothing(
     """With the rule ignored, its example comes out as autogenerate wrote it: the change in
     the example is this rule's doing, not another's."""
     url = request.getfixturevalue("pg_url" if example.dialect == "postgresql" else "sqlite_url")
+    ignored = [*example.settings.get("ignore", ()), rule.name]
     others_only = Example(**{**example.__dict__, "settings": {**example.settings,
-                                                               "ignore": [rule.name]}})
+                                                               "ignore": ignored}})
     rendered = render(others_only, url)
     assert rendered.fixed_upgrade.replace("# revision rev\n", "") != _text(example.fixed_upgrade)

@@ -7,6 +7,7 @@ client on a populated table is measured by tests/benchmark_locks.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,17 +16,30 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import conv
 
-from migrafix.ops import BackfillOp, BatchedBackfillOp, NotValidCheckOp, UndoOnFailureOp
+from migrafix.ops import (
+    AutocommitBlockOp,
+    BackfillOp,
+    BatchedBackfillOp,
+    LockMode,
+    NotValidCheckOp,
+    TableSQLOp,
+    TakeLocksOp,
+    UndoOnFailureOp,
+)
 from migrafix.revision import derived
 
 __all__ = [
     "BATCHED_DIALECTS",
     "NOT_VALID_DIALECTS",
+    "TableKey",
     "ValidatedLater",
     "add_not_valid",
     "batched_backfill",
     "check_name",
+    "covers",
     "set_not_null_online",
+    "table_locks",
+    "take_locks_first",
     "update_statement",
     "validate_constraint",
 ]
@@ -114,15 +128,20 @@ def set_not_null_online(
     table: str,
     schema: str | None,
     column: sa.Column[Any],
+    batches: BatchedBackfillOp,
     fill_rest: BackfillOp,
     dialect: Dialect,
+    comment: str,
+    purpose: str,
 ) -> list[ops.MigrateOperation]:
-    """``column`` (already filled in batches) made NOT NULL without blocking writes, in an
-    autocommit block: each statement is its own transaction, and each can run again after a
-    failure.
+    """``column`` filled by ``batches`` and made NOT NULL without blocking writes, as the top
+    level ops of a revision of its own: autocommit blocks for the work that stops no one and
+    must commit step by step, and short transactions of their own, between them, for the
+    ALTERs that do stop the application (the lock-timeout rule takes their locks first). Each
+    step can run again after a failure.
 
-    PostgreSQL: ``VACUUM (ANALYZE)`` first: the batches left a dead version of every row, and
-    an autovacuum they would set off holds a lock the ALTERs below must wait for (PostgreSQL
+    PostgreSQL: the batches, then ``VACUUM (ANALYZE)``: they left a dead version of every row,
+    and an autovacuum they would set off holds a lock the ALTERs must wait for (PostgreSQL
     cancels it only after ``deadlock_timeout``, while writes queue behind the ALTER; measured:
     a 1 s stall at 4M rows). VACUUM takes SHARE UPDATE EXCLUSIVE: reads and writes go on.
     Then ``CHECK (c IS NOT NULL) NOT VALID`` (from then on no new NULL can be written),
@@ -130,30 +149,35 @@ def set_not_null_online(
     EXCLUSIVE: reads and writes go on), ``SET NOT NULL`` (PostgreSQL 12+ takes the validated
     check as proof and skips its scan), then the check is dropped. Should a row stay NULL (the
     backfill gives NULL for it), the check is dropped before the error is raised: left in
-    place, it would refuse every write to that row. Elsewhere ``fill_rest`` and the ALTER
-    (InnoDB changes NULL-ability in place, with concurrent writes)."""
+    place, it would refuse every write to that row. Elsewhere the batches, ``fill_rest`` and
+    the ALTER, in one block (InnoDB changes NULL-ability in place, with concurrent writes)."""
     set_not_null = ops.AlterColumnOp(table, column.name, schema=schema,
                                      existing_type=column.type, existing_nullable=True,
                                      existing_comment=column.comment, modify_nullable=False)
     if dialect.name != "postgresql":
-        return [fill_rest, set_not_null]
+        return [AutocommitBlockOp([batches, fill_rest, set_not_null], (comment,), purpose)]
     preparer = dialect.identifier_preparer
     target = preparer.format_table(sa.table(table, schema=schema))
     name = check_name(table, column.name, dialect)
-    quoted = preparer.quote(name)
     check = NotValidCheckOp(name, table, f"{preparer.quote(column.name)} IS NOT NULL",
                             schema=schema)
     drop_check = ops.DropConstraintOp(name, table, type_="check", schema=schema)
+    vacuum = TableSQLOp(f"VACUUM (ANALYZE) {target}", table_name=table, schema=schema,
+                        lock=None)
+    # a run stopped after the check was added leaves it: the rerun starts this step again
+    drop_left = TableSQLOp(f"ALTER TABLE {target} DROP CONSTRAINT IF EXISTS "
+                           f"{preparer.quote(name)}", table_name=table, schema=schema,
+                           lock="ACCESS EXCLUSIVE")
+    validate = UndoOnFailureOp(
+        [fill_rest, validate_constraint(table, schema, name, dialect)],
+        [drop_check],
+        why="a row left NULL: the check would refuse writes to it",
+    )
     return [
-        ops.ExecuteSQLOp(f"VACUUM (ANALYZE) {target}"),
-        # a run killed after the check was added leaves it: the rerun starts this step again
-        ops.ExecuteSQLOp(f"ALTER TABLE {target} DROP CONSTRAINT IF EXISTS {quoted}"),
+        AutocommitBlockOp([batches, vacuum], (comment,), purpose),
+        drop_left,
         check,
-        UndoOnFailureOp(
-            [fill_rest, validate_constraint(table, schema, name, dialect)],
-            [drop_check],
-            why="a row left NULL: the check would refuse writes to it",
-        ),
+        AutocommitBlockOp([validate], purpose=purpose),
         set_not_null,
         drop_check,
     ]
@@ -161,20 +185,20 @@ def set_not_null_online(
 
 def validate_constraint(
     table: str, schema: str | None, name: str, dialect: Dialect
-) -> ops.ExecuteSQLOp:
+) -> TableSQLOp:
     """``ALTER TABLE t VALIDATE CONSTRAINT c`` (PostgreSQL): checks the rows a NOT VALID
     constraint let through, under SHARE UPDATE EXCLUSIVE on ``t`` (and ROW SHARE on a foreign
     key's referenced table): reads and writes go on. Run on a valid constraint it does
     nothing, so a rerun after a failure starts where it stopped."""
     preparer = dialect.identifier_preparer
     target = preparer.format_table(sa.table(table, schema=schema))
-    return ops.ExecuteSQLOp(
-        f"ALTER TABLE {target} VALIDATE CONSTRAINT {preparer.quote(str(name))}")
+    return TableSQLOp(f"ALTER TABLE {target} VALIDATE CONSTRAINT {preparer.quote(str(name))}",
+                      table_name=table, schema=schema, lock=None)
 
 
 def add_not_valid(
     add: ValidatedLater, dialect: Dialect
-) -> tuple[ops.AddConstraintOp, ops.ExecuteSQLOp]:
+) -> tuple[ops.AddConstraintOp, TableSQLOp]:
     """``add`` (a named foreign key or CHECK) written NOT VALID, and the VALIDATE that checks
     the rows already there, which must run in a later transaction.
 
@@ -197,3 +221,143 @@ def add_not_valid(
                                                  add.condition, schema=add.schema, **add.kw))
         table, schema = add.table_name, add.schema
     return not_valid, validate_constraint(table, schema, str(add.constraint_name), dialect)
+
+
+# --- locks ------------------------------------------------------------------------------------
+
+# The locks that stop the application, strongest first. Each conflicts with everything the ones
+# after it conflict with, so a transaction holding one is granted the ones after it at once.
+_STRONGEST_FIRST: tuple[LockMode, ...] = ("ACCESS EXCLUSIVE", "SHARE ROW EXCLUSIVE", "SHARE")
+TableKey = tuple[str | None, str]  # (schema, table)
+
+
+def covers(held: LockMode, wanted: LockMode) -> bool:
+    """Whether a transaction holding ``held`` on a table is granted ``wanted`` at once."""
+    return _STRONGEST_FIRST.index(held) <= _STRONGEST_FIRST.index(wanted)
+
+
+def table_locks(op: ops.MigrateOperation) -> Iterator[tuple[TableKey, LockMode]]:
+    """The locks ``op`` takes on PostgreSQL that stop reads or writes, by table (what
+    tests/test_lock_behaviour.py reads in pg_locks). Nothing for an op that takes none (a
+    concurrent index build, a comment) or whose locks cannot be told (SQL text)."""
+    if isinstance(op, TableSQLOp):
+        if op.lock is not None:
+            yield (op.schema, op.table_name), op.lock
+    elif isinstance(op, ops.AddColumnOp):
+        yield (op.schema, op.table_name), "ACCESS EXCLUSIVE"
+        for key in op.column.foreign_keys:  # Alembic adds it by an ALTER of its own
+            yield _referred(key.target_fullname), "SHARE ROW EXCLUSIVE"
+    elif isinstance(op, ops.AlterColumnOp):
+        if not _only_comment(op):  # COMMENT ON takes SHARE UPDATE EXCLUSIVE
+            yield (op.schema, op.table_name), "ACCESS EXCLUSIVE"
+    elif isinstance(op, ops.CreateForeignKeyOp):
+        yield (op.kw.get("source_schema"), op.source_table), "SHARE ROW EXCLUSIVE"
+        yield (op.kw.get("referent_schema"), op.referent_table), "SHARE ROW EXCLUSIVE"
+    elif isinstance(op, ops.DropConstraintOp):
+        yield (op.schema, op.table_name), "ACCESS EXCLUSIVE"
+        created = op._reverse
+        if isinstance(created, ops.CreateForeignKeyOp):  # its triggers on the referred table
+            yield (created.kw.get("referent_schema"), created.referent_table), "ACCESS EXCLUSIVE"
+    elif isinstance(op, ops.AddConstraintOp):  # unique, check, primary key, exclude
+        yield (getattr(op, "schema", None), str(getattr(op, "table_name", ""))), \
+            "ACCESS EXCLUSIVE"
+    elif isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)):
+        if not op.kw.get("postgresql_concurrently") and op.table_name:
+            yield ((op.schema, op.table_name),
+                   "SHARE" if isinstance(op, ops.CreateIndexOp) else "ACCESS EXCLUSIVE")
+    elif isinstance(op, (ops.DropColumnOp, ops.RenameTableOp)):
+        yield (op.schema, op.table_name), "ACCESS EXCLUSIVE"
+    elif isinstance(op, ops.CreateTableOp):
+        # the table itself is new; the tables its foreign keys refer to are not
+        for key in _foreign_keys(op):
+            yield _referred(key.target_fullname), "SHARE ROW EXCLUSIVE"
+    elif isinstance(op, ops.DropTableOp) and isinstance(op._reverse, ops.CreateTableOp):
+        for key in _foreign_keys(op._reverse):  # their triggers go with it
+            yield _referred(key.target_fullname), "ACCESS EXCLUSIVE"
+
+
+def _only_comment(op: ops.AlterColumnOp) -> bool:
+    return (op.modify_comment is not False and op.modify_nullable is None
+            and op.modify_server_default is False and op.modify_name is None
+            and op.modify_type is None)
+
+
+def _referred(target: str) -> TableKey:
+    """The table of a foreign key's ``[schema.]table.column``."""
+    parts = target.split(".")
+    return (".".join(parts[:-2]) or None, parts[-2])
+
+
+def _foreign_keys(op: ops.CreateTableOp) -> Iterator[sa.ForeignKey]:
+    """The foreign keys of a table as ``create_table`` lists it, read without building the
+    table (``to_table()`` would take the op's columns for a table of its own)."""
+    for item in op.columns:
+        if isinstance(item, sa.Column):
+            yield from item.foreign_keys
+        elif isinstance(item, sa.ForeignKeyConstraint):
+            yield from item.elements
+
+
+def take_locks_first(
+    locks: Sequence[tuple[TableKey, LockMode]],
+    timeout: str,
+    retries: int,
+    delay: float,
+    dialect: Dialect,
+) -> TakeLocksOp:
+    """The locks a transaction's statements will take, taken before the first of them: while
+    a statement waits for a lock, every query on that table queues behind it.
+
+    Each try waits at most ``timeout`` (``SET LOCAL``: it stays for the statements after, in
+    this transaction); one that times out is rolled back to where it began (a PL/pgSQL
+    exception block is a savepoint: nothing it waited for stays locked), and tried again
+    after ``delay`` seconds, ``retries`` times, but only while the transaction holds no other
+    lock that stops writes (the locks of revisions run before this one in the same
+    transaction, ``transaction_per_migration`` off): waiting then would stall queries on
+    those tables. The last failure is raised as ``lock_not_available`` with what to do."""
+    preparer = dialect.identifier_preparer
+    strongest: dict[TableKey, LockMode] = {}
+    for key, mode in locks:
+        if key not in strongest or covers(mode, strongest[key]):
+            strongest[key] = mode
+    keys = sorted(strongest, key=lambda key: (key[0] or "", key[1]))  # one order: no deadlock
+    quoted = {key: preparer.format_table(sa.table(key[1], schema=key[0])) for key in keys}
+    statements = [
+        f"LOCK TABLE {', '.join(quoted[k] for k in keys if strongest[k] == mode)} IN {mode} MODE;"
+        for mode in _STRONGEST_FIRST if mode in strongest.values()
+    ]
+    tries = retries + 1
+    names = ", ".join(quoted[k] for k in keys)
+    them = "it" if len(keys) == 1 else "one of them"
+    lines = [
+        "DO $$ BEGIN",
+        f"    SET LOCAL lock_timeout = '{timeout}';",
+        f"    FOR attempt IN 1..{tries} LOOP",
+        "        BEGIN",
+        *(f"            {statement}" for statement in statements),
+        "            RETURN;",
+        "        EXCEPTION WHEN lock_not_available THEN",
+        "            -- no more tries while this transaction holds locks that stop writes",
+        f"            IF attempt = {tries} OR EXISTS (SELECT FROM pg_locks WHERE pid = "
+        "pg_backend_pid()",
+        "                    AND locktype = 'relation' AND mode IN ('ShareLock',",
+        "                    'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'))"
+        " THEN",
+        f"                RAISE lock_not_available USING MESSAGE = 'could not lock "
+        f"{names.replace(chr(39), chr(39) * 2)} within {timeout}, try ' || attempt || ' of "
+        f"{tries}: once what holds {them} ends, run alembic upgrade head again';",
+        "            END IF;",
+        f"            PERFORM pg_sleep({delay:g});",
+        "        END;",
+        "    END LOOP;",
+        "END $$",
+    ]
+    wait = (f"{tries} tries {delay:g} s apart" if tries > 1 else "one try")
+    comment = (f"migrafix: a statement waiting for a lock stalls every query queued behind it. "
+               f"So the locks are taken first, waiting at most {timeout} a try, {wait}; "
+               "then the upgrade stops.",)
+    return TakeLocksOp("\n".join(lines), [_label(key) for key in keys], comment)
+
+
+def _label(key: TableKey) -> str:
+    return f"{key[0]}.{key[1]}" if key[0] else key[1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
@@ -21,7 +21,10 @@ __all__ = [
     "BackfillOp",
     "BatchedBackfillOp",
     "CommentOp",
+    "LockMode",
     "NotValidCheckOp",
+    "TableSQLOp",
+    "TakeLocksOp",
     "UndoOnFailureOp",
     "wrap_comment",
 ]
@@ -63,6 +66,25 @@ class BackfillOp(ops.ExecuteSQLOp):
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("backfill_column", self.schema, self.table_name, self.column_name)
+
+
+# PostgreSQL's table locks that stop the application: ACCESS EXCLUSIVE stops reads and writes,
+# the other two stop writes.
+LockMode = Literal["ACCESS EXCLUSIVE", "SHARE ROW EXCLUSIVE", "SHARE"]
+
+
+class TableSQLOp(ops.ExecuteSQLOp):
+    """SQL text of migrafix's own on one table, with the lock it takes there that stops the
+    application (None: none, e.g. VACUUM or VALIDATE CONSTRAINT); rendered as ``op.execute``.
+    Text alone does not say which table it locks, and the lock-timeout rule must know."""
+
+    def __init__(
+        self, sqltext: str, *, table_name: str, schema: str | None, lock: LockMode | None
+    ) -> None:
+        super().__init__(sqltext)
+        self.table_name = table_name
+        self.schema = schema
+        self.lock = lock
 
 
 class BatchedBackfillOp(ops.MigrateOperation):
@@ -122,6 +144,25 @@ class UndoOnFailureOp(ops.MigrateOperation):
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("undo_on_failure", tuple(op.to_diff_tuple() for op in self.body))
+
+
+class TakeLocksOp(ops.MigrateOperation):
+    """The locks a transaction's statements need, taken before the first of them, under a
+    lock timeout and with retries (``sql``: a PostgreSQL ``DO`` block, blocks.take_locks_first).
+
+    Rendered as plain Alembic code, run only on PostgreSQL; a lock not had is Alembic's
+    one-line ``FAILED:`` error (a ``CommandError``), not a traceback.
+    """
+
+    ops: Sequence[ops.MigrateOperation] = ()  # no diff for `alembic check`
+
+    def __init__(self, sql: str, tables: Sequence[str], comment: Sequence[str] = ()) -> None:
+        self.sql = sql
+        self.tables = tuple(tables)  # (schema.)table of each table it locks, for the reader
+        self.comment = tuple(comment)
+
+    def __repr__(self) -> str:
+        return f"TakeLocksOp({self.tables!r})"
 
 
 class AutocommitBlockOp(ops.MigrateOperation):
@@ -204,6 +245,30 @@ def _render_not_valid_check(autogen_context: AutogenContext, op: NotValidCheckOp
     name = _render_gen_name(autogen_context, op.constraint_name)  # op.f('...') for a conv
     return (f"{op_}create_check_constraint({name!r}, {op.table_name!r}, "
             f"{condition!r}{schema}{options}, postgresql_not_valid=True)")
+
+
+@renderers.dispatch_for(TakeLocksOp)
+def _render_take_locks(
+    autogen_context: AutogenContext, op: TakeLocksOp
+) -> list[str | None]:
+    sa_ = autogen_context.opts.get("sqlalchemy_module_prefix") or "sa."
+    op_ = autogen_context.opts.get("alembic_module_prefix") or "op."
+    autogen_context.imports.add("from alembic.util import CommandError")
+    first, *rest = op.sql.splitlines()
+    # Alembic's printer (Mako's) indents after a line ending in ":"; a blank line, or None
+    # (which writes nothing), closes a block.
+    return [
+        *(f"# {line}" for line in wrap_comment(op.comment)),
+        f'if {op_}get_context().dialect.name == "postgresql":',
+        "try:",
+        f'{op_}execute("""{first}',
+        *rest[:-1],
+        f'{rest[-1]}""")',
+        f"except {sa_}exc.OperationalError as error:  # no lock: one line, not a traceback",
+        "raise CommandError(str(error.orig).splitlines()[0]) from None",
+        None,
+        "",
+    ]
 
 
 @renderers.dispatch_for(UndoOnFailureOp)

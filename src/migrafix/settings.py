@@ -6,8 +6,10 @@ names the setting and where it came from, never a silent no-op.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +65,13 @@ class Settings:
     # the field's usual figure (strong_migrations, Django's and GitLab's batched migrations).
     backfill_batch_size: int = 10_000
     concurrent_indexes: ConcurrentIndexes = "explicit"
+    # How long a statement may wait for a lock on PostgreSQL: queries queue behind a waiting
+    # ALTER, so this is how long the application may stall. Above deadlock_timeout (1 s by
+    # default), after which PostgreSQL cancels an autovacuum in the way; below the 1.5 s the
+    # project promises. Then up to lock_retries more tries, lock_retry_delay seconds apart.
+    lock_timeout: str = "1200ms"
+    lock_retries: int = 3
+    lock_retry_delay: float = 5.0
     split_concurrent_revisions: bool = True
     naming_convention: Mapping[str, str] = field(default_factory=dict)
     interactive: bool = False
@@ -200,6 +209,33 @@ def _positive_integer(name: str) -> Any:
     return parse
 
 
+_DURATION = re.compile(r"[1-9][0-9]*(ms|s|min)")
+
+
+def _lock_timeout(value: Any, current: Settings) -> dict[str, Any]:
+    if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
+        return {"lock_timeout": value.strip()}
+    raise SettingsError(f"expected a PostgreSQL duration such as '1200ms', '2s' or '1min', "
+                        f"got {value!r}")
+
+
+def _retries(value: Any, current: Settings) -> dict[str, Any]:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return {"lock_retries": value}
+    raise SettingsError(f"expected a number of retries (0 or more), got {value!r}")
+
+
+def _seconds(value: Any, current: Settings) -> dict[str, Any]:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 3600:
+        return {"lock_retry_delay": float(value)}
+    raise SettingsError(f"expected seconds between 0 and 3600, got {value!r}")
+
+
 def _concurrent_indexes(value: Any, current: Settings) -> dict[str, Any]:
     if value not in ("explicit", "always"):
         raise SettingsError(f"expected 'explicit' or 'always', got {value!r}")
@@ -240,6 +276,9 @@ _PARSERS: dict[str, Any] = {
     "backfill": _backfill,
     "backfill_batch_size": _positive_integer("backfill_batch_size"),
     "concurrent_indexes": _concurrent_indexes,
+    "lock_timeout": _lock_timeout,
+    "lock_retries": _retries,
+    "lock_retry_delay": _seconds,
     "split_concurrent_revisions": _boolean("split_concurrent_revisions"),
     "naming_convention": _naming_convention,
     "interactive": _boolean("interactive"),

@@ -174,6 +174,7 @@ def _control_flow(read: ReadRevision, positions: StatementPositions | None) -> s
 
 def _ends_early(statement: cst.CSTNode) -> bool:
     found = False
+    handlers = 0  # a raise in an except clause passes a failure on: the upgrade stops anyway
 
     class Find(cst.CSTVisitor):
         def visit_Return(self, node: cst.Return) -> None:
@@ -182,7 +183,15 @@ def _ends_early(statement: cst.CSTNode) -> bool:
 
         def visit_Raise(self, node: cst.Raise) -> None:
             nonlocal found
-            found = True
+            found = found or not handlers
+
+        def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+            nonlocal handlers
+            handlers += 1
+
+        def leave_ExceptHandler(self, original_node: cst.ExceptHandler) -> None:
+            nonlocal handlers
+            handlers -= 1
 
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             return False  # a nested function's return is its own

@@ -37,6 +37,9 @@ validating-constraint-add on PostgreSQL only: a ``create_foreign_key`` or
 drop-add-rename           ``drop_column`` and ``add_column`` in one function (a rename is a
                           drop and an add in the same direction); with table renames asked
                           for, ``drop_table`` and ``create_table``
+lock-timeout              on PostgreSQL, in a revision that has not run (not ``--naming
+                          database``): any op that may lock a table (add/drop/alter a column,
+                          create a table, create/drop a constraint or index, rename a table)
 ========================= ======================================================================
 
 A call's arguments are the text from the ``(`` after its method name to the matching ``)``.
@@ -54,7 +57,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from migrafix.codemod.api import Options
-from migrafix.settings import Settings
 
 __all__ = [
     "CONSTRAINT_METHODS",
@@ -187,17 +189,17 @@ class _Code:
                               for m, end in zip(found, ends, strict=True)]
 
 
-def _concurrent_index(code: _Code, settings: Settings, dialect: str) -> bool:
+def _concurrent_index(code: _Code, options: Options) -> bool:
     if b"postgresql_concurrently" in code.code:
         return True
     return (
-        settings.concurrent_indexes == "always"
-        and dialect == "postgresql"
+        options.settings.concurrent_indexes == "always"
+        and options.dialect == "postgresql"
         and _INDEX.search(code.code) is not None
     )
 
 
-def _not_null_add(code: _Code, settings: Settings, dialect: str) -> bool:
+def _not_null_add(code: _Code, options: Options) -> bool:
     if any(b"nullable" in a and b"False" in a and not _has_server_default(a)
            for a in _calls(_ADD_COLUMN, code.code)):
         return True
@@ -219,7 +221,7 @@ def _has_server_default(arguments: bytes) -> bool:
                for m in _SERVER_DEFAULT_KEYWORD.finditer(arguments))
 
 
-def _unnamed_constraint(code: _Code, settings: Settings, dialect: str) -> bool:
+def _unnamed_constraint(code: _Code, options: Options) -> bool:
     if any(b"None" in a for a in _calls(_NAMED_BY_ARGUMENT, code.code)):
         return True
     if _CONSTRAINT_ALIAS.search(code.code):  # PK = PrimaryKeyConstraint under another name
@@ -230,24 +232,39 @@ def _unnamed_constraint(code: _Code, settings: Settings, dialect: str) -> bool:
 _VALIDATED_ADD = _methods(["create_foreign_key", "create_check_constraint"])
 
 
-def _validating_constraint_add(code: _Code, settings: Settings, dialect: str) -> bool:
-    if dialect != "postgresql":
+def _validating_constraint_add(code: _Code, options: Options) -> bool:
+    if options.dialect != "postgresql":
         return False
     if _VALIDATED_ADD.search(code.code) is not None:
         return True
     return any(b"ForeignKey" in a for a in _calls(_ADD_COLUMN, code.code))
 
 
-def _drop_add_rename(code: _Code, settings: Settings, dialect: str) -> bool:
+def _drop_add_rename(code: _Code, options: Options) -> bool:
     for body in code.functions:
         if b"drop_column" in body and b"add_column" in body:
             return True
-        if settings.table_renames and b"drop_table" in body and b"create_table" in body:
+        if options.settings.table_renames and b"drop_table" in body and b"create_table" in body:
             return True
     return False
 
 
-RuleTest = Callable[[_Code, Settings, str], bool]
+# Every op that may lock a table that exists before the revision (or one its foreign keys
+# refer to). Not drop_table: the tables its foreign keys refer to are known only from its twin,
+# a create_table.
+_LOCKING = _methods([
+    "add_column", "drop_column", "alter_column", "rename_table", "create_table",
+    *CONSTRAINT_METHODS, *INDEX_METHODS,
+])
+
+
+def _lock_timeout(code: _Code, options: Options) -> bool:
+    # a revision that has run is history: the rule leaves it as it is
+    return (options.dialect == "postgresql" and options.naming != "database"
+            and _LOCKING.search(code.code) is not None)
+
+
+RuleTest = Callable[[_Code, Options], bool]
 
 #: Per rule: whether a file may hold something for it. Every rule has its entry
 #: (tests/test_prefilter.py says so): the rules themselves are not imported here, since
@@ -259,6 +276,7 @@ RULE_TESTS: Mapping[str, RuleTest] = {
     "unnamed-constraint": _unnamed_constraint,
     "validating-constraint-add": _validating_constraint_add,
     "drop-add-rename": _drop_add_rename,
+    "lock-timeout": _lock_timeout,
 }
 
 
@@ -272,6 +290,5 @@ def may_have_findings(data: bytes, options: Options) -> bool:
         return False
     if b"autocommit_block" in code.code:  # reported by the fixer itself, whatever rules run
         return True
-    settings = options.settings
-    return any(test(code, settings, options.dialect)
-               for name, test in RULE_TESTS.items() if settings.rule_enabled(name))
+    return any(test(code, options) for name, test in RULE_TESTS.items()
+               if options.settings.rule_enabled(name))

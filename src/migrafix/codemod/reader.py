@@ -36,6 +36,12 @@ class OpaqueOp(ops.MigrateOperation):
         self.table_name, self.table_effect = _literal_table_effect(statement)
         self.schema: str | None = None
 
+    @property
+    def sets_lock_timeout(self) -> bool:
+        """Whether the statement sets ``lock_timeout`` (the lock-timeout rule's own block, read
+        back, or the file's): the rule leaves its transaction alone."""
+        return "lock_timeout" in cst.Module(body=[]).code_for_node(self.statement)
+
 
 @dataclass
 class ReadFunction:

@@ -100,6 +100,7 @@ ConcurrentIndex.examples = (
     Example(
         title="a concurrent index on a new column",
         dialect="postgresql",
+        settings={"ignore": ["lock-timeout"]},
         before="""
             metadata = sa.MetaData()
             event = sa.Table("event", metadata, sa.Column("id", sa.Integer, primary_key=True))

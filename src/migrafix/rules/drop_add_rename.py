@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 
-from migrafix.ops import CommentOp
+from migrafix.ops import CommentOp, LockMode, TableSQLOp
 from migrafix.revision import Revision, Tree, derived, replace_in
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_spellings
 from migrafix.settings import ColumnRename, TableRename
@@ -303,7 +303,7 @@ class DropAddRename(Rule):
                 if rename_sql is None:
                     continue  # MySQL cannot rename a foreign key: rebuilt as written
                 # in the create's place: the codemod keeps the comments above it there
-                replacement = [derived(create, ops.ExecuteSQLOp(rename_sql))]
+                replacement = [derived(create, _renaming(create, rename_sql))]
                 done = f"{old_name} renamed to {new_name}"
             creates[carried].pop(0)
             replaced[id(drop)] = []
@@ -454,12 +454,24 @@ def _constraint_changes(
                                                 type_=_constraint_type(twin)))
             added.append(create)
         else:
-            added.append(ops.ExecuteSQLOp(sql))
+            added.append(_renaming(create, sql))
     for constraint in olds.values():
         if constraint.name is not None:
             dropped.append(ops.DropConstraintOp(
                 constraint.name, rename.new, type_=_constraint_type(constraint), schema=schema))
     return dropped, added
+
+
+def _renaming(op: ops.AddConstraintOp | ops.CreateIndexOp, sql: str) -> TableSQLOp:
+    """``sql`` renaming ``op``'s index or constraint: ``RENAME CONSTRAINT`` locks its table
+    ACCESS EXCLUSIVE (for a moment: no scan); PostgreSQL 12+ renames an index under SHARE
+    UPDATE EXCLUSIVE, which stops no one."""
+    if isinstance(op, ops.CreateForeignKeyOp):
+        table, schema = op.source_table, op.kw.get("source_schema")
+    else:
+        table, schema = str(getattr(op, "table_name", "")), getattr(op, "schema", None)
+    lock: LockMode | None = None if isinstance(op, ops.CreateIndexOp) else "ACCESS EXCLUSIVE"
+    return TableSQLOp(sql, table_name=table, schema=schema, lock=lock)
 
 
 def _rename_check_sql(op: ops.AddConstraintOp, old: str, new: str, context: RuleContext) -> str | None:
@@ -646,6 +658,7 @@ DropAddRename.examples = (
     Example(
         title="a renamed column, asked for on the model",
         dialect="postgresql",
+        settings={"ignore": ["lock-timeout"]},
         before="""
             metadata = sa.MetaData()
             customer = sa.Table(
@@ -685,7 +698,7 @@ DropAddRename.examples = (
     Example(
         title="a renamed column keeps its index, renamed",
         dialect="postgresql",
-        settings={"renames": ["user.nick:handle"]},
+        settings={"renames": ["user.nick:handle"], "ignore": ["lock-timeout"]},
         before="""
             metadata = sa.MetaData()
             user = sa.Table(

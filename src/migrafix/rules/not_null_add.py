@@ -18,7 +18,7 @@ from migrafix.blocks import (
     set_not_null_online,
     update_statement,
 )
-from migrafix.ops import AutocommitBlockOp, BackfillOp, CommentOp
+from migrafix.ops import BackfillOp, CommentOp
 from migrafix.revision import Revision, Tree, derived
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_spellings
 
@@ -48,7 +48,9 @@ class NotNullAdd(Rule):
         "UPDATE for rows written meanwhile, `VALIDATE CONSTRAINT` (reads and writes go on), "
         "`SET NOT NULL` (PostgreSQL 12+ skips its scan given the validated check), and the "
         "check dropped (a `VACUUM (ANALYZE)` after the batches keeps an autovacuum they would "
-        "set off from holding up those ALTERs). Every step can be rerun: after a failure the "
+        "set off from holding up those ALTERs). The ALTERs run in short transactions of their "
+        "own between the autocommit blocks, where lock-timeout takes their locks first under "
+        "a lock timeout. Every step can be rerun: after a failure the "
         "database is at `<rev>`, and `alembic upgrade head` picks up where it stopped. "
         "`migrafix rewrite` writes `<rev>_post` as a file beside a revision that has not run, "
         "and reads the table's key from the models the `metadata` setting names.\n"
@@ -183,16 +185,15 @@ class NotNullAdd(Rule):
         assert key is not None  # _form chose batches for a table that has one
         rest = BackfillOp(update_statement(table, schema, column, value, dialect),
                           table_name=table, column_name=column.name, schema=schema)
-        block = AutocommitBlockOp(
-            [batched_backfill(table, schema, column, value, key, size, dialect),
-             *set_not_null_online(table, schema, column, rest, dialect)],
-            comment=(_batches_comment(table, column.name, size, dialect.name),),
-            purpose=f"backfill {table}.{column.name}",
-        )
+        steps = set_not_null_online(
+            table, schema, column, batched_backfill(table, schema, column, value, key, size,
+                                                    dialect),
+            rest, dialect, comment=_batches_comment(table, column.name, size, dialect.name),
+            purpose=f"backfill {table}.{column.name}")
         undo = ops.AlterColumnOp(table, column.name, schema=schema, existing_type=column.type,
                                  existing_nullable=False, existing_comment=column.comment,
                                  modify_nullable=True)
-        revision.run_after_main(tree, [block], [undo])
+        revision.run_after_main(tree, steps, [undo])
         context.report(Finding(self.name, tree.direction, table,
             f"NOT NULL {column.name} added nullable, then filled {size} rows per transaction "
             "and set NOT NULL in a revision of its own: writes wait for one batch at most",
@@ -498,6 +499,7 @@ NotNullAdd.examples = (
     Example(
         title="a required column with its backfill on the model",
         dialect="postgresql",
+        settings={"ignore": ["lock-timeout"]},
         before="""
             metadata = sa.MetaData()
             order = sa.Table("order", metadata, sa.Column("id", sa.Integer, primary_key=True))
@@ -527,7 +529,7 @@ NotNullAdd.examples = (
     Example(
         title="a required column computed from other columns (PostgreSQL: in batches)",
         dialect="postgresql",
-        settings={"backfill": {"line.total": "price * quantity"}},
+        settings={"backfill": {"line.total": "price * quantity"}, "ignore": ["lock-timeout"]},
         before="""
             metadata = sa.MetaData()
             line = sa.Table(
@@ -568,8 +570,10 @@ NotNullAdd.examples = (
                     after = upto
 
                 op.execute('VACUUM (ANALYZE) line')
-                op.execute('ALTER TABLE line DROP CONSTRAINT IF EXISTS ck_line_total_not_null')
-                op.create_check_constraint('ck_line_total_not_null', 'line', 'total IS NOT NULL', postgresql_not_valid=True)
+
+            op.execute('ALTER TABLE line DROP CONSTRAINT IF EXISTS ck_line_total_not_null')
+            op.create_check_constraint('ck_line_total_not_null', 'line', 'total IS NOT NULL', postgresql_not_valid=True)
+            with op.get_context().autocommit_block():
                 try:
                     op.execute('UPDATE line SET total=price * quantity WHERE line.total IS NULL')
                     op.execute('ALTER TABLE line VALIDATE CONSTRAINT ck_line_total_not_null')
@@ -577,10 +581,11 @@ NotNullAdd.examples = (
                     op.drop_constraint('ck_line_total_not_null', 'line', type_='check')
                     raise
 
-                op.alter_column('line', 'total',
+
+            op.alter_column('line', 'total',
                        existing_type=sa.Integer(),
                        nullable=False)
-                op.drop_constraint('ck_line_total_not_null', 'line', type_='check')
+            op.drop_constraint('ck_line_total_not_null', 'line', type_='check')
         """,
         fixed_downgrade=r"""
             # revision rev_post

@@ -750,6 +750,7 @@ UnnamedConstraint.examples = (
     Example(
         title="a foreign key added to an existing table",
         dialect="postgresql",
+        settings={"ignore": ["lock-timeout"]},
         before="""
             metadata = sa.MetaData()
             invoice = sa.Table("invoice", metadata, sa.Column("id", sa.Integer, primary_key=True))

@@ -165,6 +165,7 @@ ValidatingConstraintAdd.examples = (
     Example(
         title="a foreign key on a column that holds values",
         dialect="postgresql",
+        settings={"ignore": ["lock-timeout"]},
         before="""
             metadata = sa.MetaData()
             invoice = sa.Table("invoice", metadata, sa.Column("id", sa.Integer, primary_key=True))
