@@ -180,6 +180,25 @@ def body_lines(text: str, function: str = "upgrade") -> list[str]:
     return [line for line in lines if line and not line.startswith(("#", '"""'))]
 
 
+def without_lock_steps(lines: list[str]) -> list[str]:
+    """``body_lines`` without lock-timeout's blocks (from their ``if`` on the dialect to the
+    ``raise`` that reports a lock not had): for tests of what the other rules write."""
+    kept: list[str] = []
+    inside = False
+    for line in lines:
+        inside = inside or line == 'if op.get_context().dialect.name == "postgresql":'
+        if not inside:
+            kept.append(line)
+        elif line.startswith("raise CommandError("):
+            inside = False
+    return kept
+
+
+def lock_statements(lines: list[str]) -> list[str]:
+    """The LOCK TABLE statements of lock-timeout's blocks in ``body_lines``, in order."""
+    return [line for line in lines if line.startswith("LOCK TABLE ")]
+
+
 class AlembicProject:
     """An Alembic project in `root` (alembic.ini, env.py, versions/, models.py) on `url`."""
 

@@ -18,7 +18,7 @@ def migrafix(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_per_path_settings_apply_to_the_files_their_glob_matches(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.migrafix.per_path]\n"versions/legacy/*" = '
-        '{ ignore = ["unnamed-constraint", "validating-constraint-add"] }\n')
+        '{ ignore = ["unnamed-constraint", "validating-constraint-add", "lock-timeout"] }\n')
     for folder in ("legacy", "current"):
         (tmp_path / "versions" / folder).mkdir(parents=True)
         shutil.copy(FIXTURE / "before.py", tmp_path / "versions" / folder / "a.py")

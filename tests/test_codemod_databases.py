@@ -79,11 +79,12 @@ def schema(engine: sa.Engine) -> dict[str, dict[str, Any]]:
 
 def offline_statements(project: AlembicProject, command: str, revisions: str) -> list[str]:
     """The statements `alembic <command> <revisions> --sql` prints, less transaction control,
-    comments and alembic_version bookkeeping."""
+    comments and alembic_version bookkeeping; each line without its indentation (the hook and
+    the codemod indent the lines of a multi-line string each as its code is indented)."""
     sql = project.alembic(command, revisions, "--sql").stdout
     statements = []
     for chunk in re.split(r";$", sql, flags=re.MULTILINE):
-        lines = [line for line in chunk.splitlines()
+        lines = [line.strip() for line in chunk.splitlines()
                  if line.strip() and not line.lstrip().startswith("--")]
         text = "\n".join(lines).strip()
         if text and text not in ("BEGIN", "COMMIT") and "alembic_version" not in text:

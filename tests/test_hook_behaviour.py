@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from harness import AlembicProject, body_lines, revision_text
+from harness import (
+    AlembicProject,
+    body_lines,
+    lock_statements,
+    revision_text,
+    without_lock_steps,
+)
 
 HEADER = "import sqlalchemy as sa\n\nmetadata = sa.MetaData()\n"
 ID = 'sa.Column("id", sa.Integer, primary_key=True, autoincrement=False)'
@@ -197,10 +203,13 @@ def test_table_rename_keeps_rows(customer: str, x: list[str], tmp_path: Path, pg
     project = started(tmp_path, pg_url, CLIENT, seed="INSERT INTO client (name) VALUES ('Ada')")
     project.write_models(models(customer))
     [path] = project.revision("rename", x=x)
-    assert body_lines(revision_text(path)) == [
+    lines = body_lines(revision_text(path))
+    assert without_lock_steps(lines) == [
         "op.rename_table('client', 'customer')",
         "op.add_column('customer', sa.Column('email', sa.String(length=200), nullable=True))",
     ]
+    # locked by the name it has when the revision begins
+    assert lock_statements(lines) == ["LOCK TABLE client IN ACCESS EXCLUSIVE MODE;"]
 
     project.alembic("upgrade", "head")
     assert project.rows("SELECT id, name, email FROM customer") == [(1, "Ada", None)]
@@ -229,7 +238,9 @@ def test_table_rename_in_a_schema_keeps_rows(rename: str, tmp_path: Path, pg_url
                     "INSERT INTO crm.client (id) VALUES (7)")
     project.write_models(models(f'{CUSTOMER}, schema="billing"', crm))
     [path] = project.revision("rename", x=[f"rename={rename}"])
-    assert body_lines(revision_text(path)) == [
+    lines = body_lines(revision_text(path))
+    assert lock_statements(lines) == ["LOCK TABLE billing.client IN ACCESS EXCLUSIVE MODE;"]
+    assert without_lock_steps(lines) == [
         "op.rename_table('client', 'customer', schema='billing')",
         "op.add_column('customer', sa.Column('email', sa.String(length=200), nullable=True), "
         "schema='billing')",
@@ -258,7 +269,7 @@ def test_look_alike_pair_is_flagged_not_renamed(tmp_path: Path, pg_url: str) -> 
     text = revision_text(path)
 
     assert "#     -x rename=member.nickname:handle\n" in text
-    assert body_lines(text) == [
+    assert without_lock_steps(body_lines(text)) == [
         "op.add_column('member', sa.Column('handle', sa.String(length=50), nullable=True))",
         "op.drop_column('member', 'nickname')",
     ]
@@ -276,7 +287,7 @@ def test_rename_matching_nothing_is_reported(tmp_path: Path, pg_url: str) -> Non
     project.write_models(models(f'"customer", metadata, {ID}, sa.Column("full_name", sa.Text)'))
     [path] = project.revision("v2", x=["rename=customer.nmae:full_name"])
 
-    assert body_lines(revision_text(path)) == [
+    assert without_lock_steps(body_lines(revision_text(path))) == [
         "op.add_column('customer', sa.Column('full_name', sa.Text(), nullable=True))",
         "op.drop_column('customer', 'name')",
     ]
@@ -314,7 +325,7 @@ def test_not_null_without_backfill_then_with_x_backfill(tmp_path: Path, pg_url: 
     text = revision_text(todo)
 
     assert "# TODO(migrafix): fill account.region before it becomes NOT NULL" in text
-    assert body_lines(text) == [
+    assert without_lock_steps(body_lines(text)) == [
         "op.add_column('account', sa.Column('region', sa.String(length=10), nullable=True))",
         "op.alter_column('account', 'region',",
         "existing_type=sa.String(length=10),",

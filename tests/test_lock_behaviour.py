@@ -92,6 +92,7 @@ def round_trip(project: AlembicProject, original: list[tuple[Any, ...]], filled:
     assert project.rows(ORIGINAL) == original
     trace = lock_trace.upgrade(project)
     assert trace.blocking_work("order") == [], trace
+    assert trace.unbounded_lock_waits("order") == [], trace
     as_the_model_says()
 
 
@@ -104,6 +105,7 @@ def test_constant_backfill_takes_no_scan_and_no_update(tmp_path: Path, pg_url: s
     trace = lock_trace.upgrade(project)
 
     assert trace.blocking_work("order") == [], trace
+    assert trace.unbounded_lock_waits("order") == [], trace  # its lock taken first, bounded
     [add] = trace.matching(r'^ALTER TABLE "order" ADD COLUMN status .* NOT NULL')
     # It ran under ACCESS EXCLUSIVE (the probe sees it), and did nothing to the rows there:
     # no statement of the migration touched them, PostgreSQL scanned and rewrote nothing.
@@ -123,6 +125,8 @@ def test_computed_backfill_in_batches_outside_the_lock(tmp_path: Path, pg_url: s
     trace = lock_trace.upgrade(project)
 
     assert trace.blocking_work("order") == [], trace
+    # the ALTERs after the batches too: each in a transaction of its own, its lock taken first
+    assert trace.unbounded_lock_waits("order") == [], trace
     updates = [s for s in trace.statements if s.writes_rows("order")]
     for update in updates:  # each a transaction of its own, of at most a batch of rows
         assert trace.transaction_of(update).statements == (update,), trace
@@ -150,6 +154,7 @@ def test_the_trace_sees_the_0_1_0_form_hold_the_table(tmp_path: Path, pg_url: st
 
     found = trace.blocking_work("order")
     assert len(found) == 2, trace
+    assert len(trace.unbounded_lock_waits("order")) == 1, trace  # the ADD COLUMN's
     assert re.search(r'UPDATE "order" SET total=price \* quantity .*\[rows of order\] under '
                      r"AccessExclusiveLock", found[0]), found
     assert re.search(r"SET NOT NULL \[verifying order\] under AccessExclusiveLock", found[1])
@@ -236,6 +241,7 @@ def test_foreign_key_is_validated_outside_the_lock(tmp_path: Path, pg_url: str) 
 
     assert trace.blocking_work("order") == [], trace
     assert trace.blocking_work("invoice") == [], trace
+    assert trace.unbounded_lock_waits("order") == trace.unbounded_lock_waits("invoice") == []
     [add] = trace.matching(r'^ALTER TABLE "order" ADD CONSTRAINT .* FOREIGN KEY')
     assert add.sql.rstrip().endswith("NOT VALID") and add.scans("order") == []
     assert trace.transaction_of(add).modes("order") >= {"ShareRowExclusiveLock"}

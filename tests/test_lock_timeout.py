@@ -196,3 +196,25 @@ def test_a_revision_written_for_postgresql_runs_on_sqlite(
     lite.alembic("upgrade", "head")
     assert columns(lite, "order") == ["id", "qty", "note"]
     lite.alembic("downgrade", "base")
+
+
+def test_in_one_revision_the_statements_after_an_autocommit_block_take_their_locks_again(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Kept in one revision, a concurrent index drop runs first, in an autocommit block that
+    commits: the ALTERs after it run in a new transaction, which takes its locks first again.
+    With transaction_per_migration off and on."""
+    indexed = f'{ORDER_V2}, sa.Index("ix_order_note", "note", postgresql_concurrently=True)'
+    for per_migration_ in (False, True):
+        root = tmp_path / str(per_migration_)
+        project = started(root, pg_url, ORDER_V1, seed=SEED)
+        if per_migration_:
+            per_migration(project)
+        project.write_models(models(indexed))
+        project.revision("v2", x=["migrafix.split_concurrent_revisions=false"])
+        lock_trace.install(project)
+        for command, target in (("upgrade", "head"), ("downgrade", "0001"), ("upgrade", "head")):
+            trace = lock_trace.upgrade(project, target, command=command)
+            assert trace.unbounded_lock_waits("order") == [], str(trace)
+            assert trace.matching(r"^DO \$\$"), str(trace)
+        project.alembic("downgrade", "base")

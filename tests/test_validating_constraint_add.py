@@ -40,11 +40,15 @@ CHECK = revision("op.create_check_constraint('ck_order_price', 'order', 'price >
                  "op.drop_constraint('ck_order_price', 'order', type_='check')")
 
 
-ONE_REVISION = Settings().merged({"split_concurrent_revisions": False}, "test")
+# The lock step lock-timeout writes before each transaction is that rule's business
+# (tests/test_lock_timeout.py): silenced here, so these files show this rule's change alone.
+ALONE = Settings(ignore=("lock-timeout",))
+ONE_REVISION = ALONE.merged({"split_concurrent_revisions": False}, "test")
 
 
 def findings(source: str, **options: object) -> list[tuple[str, bool, bool]]:
     """(message, fixable, note) of the rule's findings; the file must come back unchanged."""
+    options.setdefault("settings", ALONE)
     result = fix_source(source, Options(**options))  # type: ignore[arg-type]
     assert result.source == source and result.new_revisions == ()
     return [(f.message, f.fixable, f.note) for f in result.findings if f.rule == RULE]
@@ -58,7 +62,7 @@ def findings(source: str, **options: object) -> list[tuple[str, bool, bool]]:
 ], ids=["foreign key", "check"])
 def test_a_file_that_has_not_run_is_split(source: str, statement: str, validate: str) -> None:
     """The statement edited in place, the VALIDATE in a `<rev>_post` file beside it."""
-    result = fix_source(source, Options())
+    result = fix_source(source, Options(ALONE))
     assert statement in result.source
     assert result.source.replace(", postgresql_not_valid=True", "") == source
     [post] = result.new_revisions
@@ -67,7 +71,7 @@ def test_a_file_that_has_not_run_is_split(source: str, statement: str, validate:
     assert "with op.get_context().autocommit_block():\n        op.execute(" \
         f"'ALTER TABLE \"order\" VALIDATE CONSTRAINT {validate}')" in post.source
     assert [(f.fixable, f.note) for f in result.findings if f.rule == RULE] == [(True, False)]
-    again = fix_source(result.source, Options())  # a second run changes nothing
+    again = fix_source(result.source, Options(ALONE))  # a second run changes nothing
     assert again.source == result.source and again.new_revisions == ()
 
 
@@ -94,11 +98,11 @@ def test_silenced_on_the_statement_and_by_setting() -> None:
     # also once unnamed-constraint, which runs first, has named it
     unnamed = FK.replace("'fk_order_invoice'", "None").replace(
         "['id'])\n", "['id'])  # migrafix: ignore[validating-constraint-add]\n", 1)
-    result = fix_source(unnamed, Options())
+    result = fix_source(unnamed, Options(ALONE))
     assert "op.f('fk_order_invoice_id_invoice')" in result.source
     assert "postgresql_not_valid" not in result.source and result.new_revisions == ()
     assert [f.rule for f in result.findings] == ["unnamed-constraint"] * 2
-    assert findings(FK, settings=Settings().merged({"ignore": [RULE]}, "test")) == []
+    assert findings(FK, settings=ALONE.merged({"ignore": [RULE, "lock-timeout"]}, "test")) == []
 
 
 @pytest.mark.parametrize("dialect", ["mysql", "mariadb", "sqlite"])
@@ -139,7 +143,7 @@ def test_the_hook_s_trees_get_not_valid_and_a_validate_after_the_rest() -> None:
                                ondelete="CASCADE"),
     ])])
     downgrade = ops.DowngradeOps([])
-    context = RuleContext(settings=Settings(), dialect=dialect, separate_revisions=True)
+    context = RuleContext(settings=ALONE, dialect=dialect, separate_revisions=True)
     fix_revision(upgrade, downgrade, context)
 
     [group, block] = upgrade.ops

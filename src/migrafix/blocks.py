@@ -353,9 +353,9 @@ def take_locks_first(
         "END $$",
     ]
     wait = (f"{tries} tries {delay:g} s apart" if tries > 1 else "one try")
-    comment = (f"migrafix: a statement waiting for a lock stalls every query queued behind it. "
-               f"So the locks are taken first, waiting at most {timeout} a try, {wait}; "
-               "then the upgrade stops.",)
+    comment = (f"migrafix: a statement waiting for a lock stalls every query queued behind it, "
+               f"so the locks are taken first: at most {timeout} a try, {wait}, then the "
+               "migration stops.",)
     return TakeLocksOp("\n".join(lines), [_label(key) for key in keys], comment)
 
 

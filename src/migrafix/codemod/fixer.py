@@ -29,7 +29,7 @@ from migrafix.codemod.reader import (
     read_revision,
     table_of,
 )
-from migrafix.codemod.split_parts import not_split_note
+from migrafix.codemod.split_parts import not_split_note, part_of
 from migrafix.engine import fix_revision
 from migrafix.ops import AutocommitBlockOp
 from migrafix.revision import every_op, origin_of
@@ -149,7 +149,9 @@ def _process(source: str, options: Options, write: bool, split: bool) -> FileRes
                        for op in f.container.ops):
         positions = StatementPositions(source, module)
     file_findings = [_located(f, read, positions) for f in findings]
-    if settings.rule_enabled("concurrent-index"):
+    # (positions: only a file with an autocommit block, or findings, has any)
+    if settings.rule_enabled("concurrent-index") and positions is not None \
+            and not _split_off(module):
         silenced = {id(op) for op, rules in suppressed
                     if "concurrent-index" in rules or "*" in rules}
         file_findings += _autocommit_findings(read, positions, silenced)
@@ -279,10 +281,10 @@ def _written_split(
     elsewhere = {id(o) for tree in (cut.upgrade, cut.downgrade) for part in cut.parts()
                  for op in _every(tree[part]) for o in (op, origin_of(op))}
     style = _style(source, read, options)
-    main = _with_functions(read.module, _write_functions(read, before, style, elsewhere),
-                           style, read)
-    if "pre" in cut.parts():
+    main = read.module
+    if "pre" in cut.parts():  # first: adding imports rebuilds the module's statements
         main = part_files.with_down_revision(main, header, f"{header.revision}_pre")
+    main = _with_functions(main, _write_functions(read, before, style, elsewhere), style, read)
 
     message = _first_line(read.module)
     new_revisions = []
@@ -520,6 +522,16 @@ def _autocommit_findings(
             elif not _is_inert(op):
                 earlier += 1
     return found
+
+
+def _split_off(module: cst.Module) -> bool:
+    """Whether the file is a revision split off another (``<rev>_pre``, ``<rev>_post``): its
+    autocommit work is written to run again after a failure, each step (the short transactions
+    of a NOT NULL's ALTERs between its blocks too): what a block commits before it is meant."""
+    from migrafix.codemod.part_files import read_header
+
+    header = read_header(module)
+    return not isinstance(header, str) and part_of(header.revision) is not None
 
 
 def _is_inert(op: ops.MigrateOperation) -> bool:

@@ -38,8 +38,9 @@ drop-add-rename           ``drop_column`` and ``add_column`` in one function (a 
                           drop and an add in the same direction); with table renames asked
                           for, ``drop_table`` and ``create_table``
 lock-timeout              on PostgreSQL, in a revision that has not run (not ``--naming
-                          database``): any op that may lock a table (add/drop/alter a column,
-                          create a table, create/drop a constraint or index, rename a table)
+                          database``): any op that may lock a table that exists (add/drop/
+                          alter a column, create/drop a constraint or index, rename a table),
+                          or a ``create_table(...)`` whose arguments contain ``ForeignKey``
 ========================= ======================================================================
 
 A call's arguments are the text from the ``(`` after its method name to the matching ``)``.
@@ -249,19 +250,20 @@ def _drop_add_rename(code: _Code, options: Options) -> bool:
     return False
 
 
-# Every op that may lock a table that exists before the revision (or one its foreign keys
-# refer to). Not drop_table: the tables its foreign keys refer to are known only from its twin,
-# a create_table.
+# Every op that may lock a table that exists before the revision. A new table locks only the
+# tables its foreign keys refer to; a dropped one too, known only from its twin create_table.
 _LOCKING = _methods([
-    "add_column", "drop_column", "alter_column", "rename_table", "create_table",
+    "add_column", "drop_column", "alter_column", "rename_table",
     *CONSTRAINT_METHODS, *INDEX_METHODS,
 ])
 
 
 def _lock_timeout(code: _Code, options: Options) -> bool:
     # a revision that has run is history: the rule leaves it as it is
-    return (options.dialect == "postgresql" and options.naming != "database"
-            and _LOCKING.search(code.code) is not None)
+    if options.dialect != "postgresql" or options.naming == "database":
+        return False
+    return _LOCKING.search(code.code) is not None or any(
+        b"ForeignKey" in a for a in _calls(_CREATE_TABLE, code.code))
 
 
 RuleTest = Callable[[_Code, Options], bool]

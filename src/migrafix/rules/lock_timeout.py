@@ -226,8 +226,8 @@ LockTimeout.examples = (
             op.add_column('order', sa.Column('note', sa.String(length=200), nullable=True))
         ''',
         fixed_upgrade=r'''
-            # migrafix: a statement waiting for a lock stalls every query queued behind it. So the
-            # locks are taken first, waiting at most 1200ms a try, 4 tries 5 s apart; then the upgrade
+            # migrafix: a statement waiting for a lock stalls every query queued behind it, so the
+            # locks are taken first: at most 1200ms a try, 4 tries 5 s apart, then the migration
             # stops.
             if op.get_context().dialect.name == "postgresql":
                 try:
@@ -254,8 +254,8 @@ LockTimeout.examples = (
             op.add_column('order', sa.Column('note', sa.String(length=200), nullable=True))
         ''',
         fixed_downgrade=r'''
-            # migrafix: a statement waiting for a lock stalls every query queued behind it. So the
-            # locks are taken first, waiting at most 1200ms a try, 4 tries 5 s apart; then the upgrade
+            # migrafix: a statement waiting for a lock stalls every query queued behind it, so the
+            # locks are taken first: at most 1200ms a try, 4 tries 5 s apart, then the migration
             # stops.
             if op.get_context().dialect.name == "postgresql":
                 try:
@@ -308,8 +308,8 @@ LockTimeout.examples = (
         ''',
         fixed_upgrade=r'''
             # revision rev
-            # migrafix: a statement waiting for a lock stalls every query queued behind it. So the
-            # locks are taken first, waiting at most 1200ms a try, 4 tries 5 s apart; then the upgrade
+            # migrafix: a statement waiting for a lock stalls every query queued behind it, so the
+            # locks are taken first: at most 1200ms a try, 4 tries 5 s apart, then the migration
             # stops.
             if op.get_context().dialect.name == "postgresql":
                 try:
@@ -346,8 +346,8 @@ LockTimeout.examples = (
             pass
 
             # revision rev
-            # migrafix: a statement waiting for a lock stalls every query queued behind it. So the
-            # locks are taken first, waiting at most 1200ms a try, 4 tries 5 s apart; then the upgrade
+            # migrafix: a statement waiting for a lock stalls every query queued behind it, so the
+            # locks are taken first: at most 1200ms a try, 4 tries 5 s apart, then the migration
             # stops.
             if op.get_context().dialect.name == "postgresql":
                 try:
