@@ -26,7 +26,7 @@ queues behind the ALTER. Printed with it: when the report began and ended.
 A kind is one function returning a `Kind` (the models before and after, the settings for the
 hook, the 0.1.0 text, a report or none): add one to `KINDS` to measure another change:
 
-    python tests/benchmark_locks.py --kinds report --rows 100000
+    python tests/benchmark_locks.py --kinds index,unique,report --rows 100000
 """
 
 from __future__ import annotations
@@ -179,6 +179,68 @@ def foreign_key() -> Kind:
     )
 
 
+ORDER_CODED = order_with('sa.Column("code", sa.String(12), nullable=False)')
+# A code per order, unique (a multiplicative hash: a bijection of 1 .. 2^32 - 1) and in no
+# particular order, as a real order number's index is built from.
+ORDER_CODED_SEED = ('INSERT INTO "order" (id, price, quantity, code) '
+                    "SELECT g, g % 1000 / 10.0 + 1, g % 7 + 1, "
+                    "lpad(to_hex(g::bigint * 2654435761 % 4294967296), 8, '0') "
+                    "FROM generate_series(1, :rows) AS g",)
+
+
+def attnum(column: str) -> str:
+    """SQL: the number of ``column`` of "order"."""
+    return (f"(SELECT attnum FROM pg_attribute WHERE attrelid = '\"order\"'::regclass "
+            f"AND attname = '{column}')")
+
+
+def index() -> Kind:
+    """An index on a populated column (numeric, 1,000 values)."""
+    return Kind(
+        name="index on a populated column",
+        before=ORDER_CODED,
+        seed=ORDER_CODED_SEED,
+        after=ORDER_CODED.replace('sa.Numeric(10, 2), nullable=False',
+                                  'sa.Numeric(10, 2), nullable=False, index=True'),
+        x=(),
+        alone=ORDER_CODED.replace('sa.Numeric(10, 2), nullable=False',
+                                  'sa.Numeric(10, 2), nullable=False, index=True'),
+        alone_note="",
+        # 0.1.0 left it as autogenerate wrote it: in the revision's transaction
+        upgrade_0_1_0=("    op.create_index(op.f('ix_order_price'), 'order', ['price'], "
+                       "unique=False)\n"),
+        downgrade_0_1_0="    op.drop_index(op.f('ix_order_price'), table_name='order')\n",
+        # every order, once a valid index on price alone holds them (whatever its name)
+        filled=('SELECT count(*) FROM "order" WHERE EXISTS (SELECT FROM pg_index WHERE '
+                "indrelid = '\"order\"'::regclass AND indisvalid AND indnatts = 1 "
+                f"AND indkey[0] = {attnum('price')})"),
+    )
+
+
+def unique() -> Kind:
+    """A unique constraint on a populated column whose values are unique."""
+    return Kind(
+        name="unique constraint on a populated column",
+        before=ORDER_CODED,
+        seed=ORDER_CODED_SEED,
+        after=ORDER_CODED.replace('sa.String(12), nullable=False',
+                                  'sa.String(12), nullable=False, unique=True'),
+        x=(),
+        alone=ORDER_CODED.replace('sa.String(12), nullable=False',
+                                  'sa.String(12), nullable=False, unique=True'),
+        alone_note="",
+        # 0.1.0 named it and left it as autogenerate wrote it
+        upgrade_0_1_0="    op.create_unique_constraint(op.f('uq_order_code'), 'order', ['code'])\n",
+        downgrade_0_1_0=("    op.drop_constraint(op.f('uq_order_code'), 'order', "
+                         "type_='unique')\n"),
+        # every order, once a unique constraint on code alone, its index valid, holds them
+        filled=('SELECT count(*) FROM "order" WHERE EXISTS (SELECT FROM pg_constraint c '
+                "JOIN pg_index i ON i.indexrelid = c.conindid WHERE "
+                "c.conrelid = '\"order\"'::regclass AND c.contype = 'u' AND i.indisvalid "
+                f"AND c.conkey = ARRAY[{attnum('code')}])"),
+    )
+
+
 def report() -> Kind:
     """A nullable column, added while a report reads the table (--report-seconds)."""
     return Kind(
@@ -203,6 +265,8 @@ KINDS: dict[str, Callable[[], Kind]] = {
     "not-null-constant": not_null_constant,
     "not-null-computed": not_null_computed,
     "foreign-key": foreign_key,
+    "index": index,
+    "unique": unique,
     "report": report,
 }
 VARIANTS = ("autogenerate alone", "migrafix before", "migrafix now")
