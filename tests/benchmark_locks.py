@@ -535,7 +535,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown --variants {', '.join(sorted(unknown))}")
 
+    # alembic runs in each project's folder: a relative PYTHONPATH (`PYTHONPATH=src`, to
+    # measure a checkout's migrafix) would name nothing there, and the hook would silently be
+    # the installed one.
+    if os.environ.get("PYTHONPATH"):
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            str(Path(entry).resolve()) if entry else entry
+            for entry in os.environ["PYTHONPATH"].split(os.pathsep))
     machine()
+    print(f"migrafix from {Path(migrafix_file()).parent}")
     work = Path(tempfile.mkdtemp(prefix="migrafix-bench-locks-"))
     with postgres_server(args.postgres) as url:
         databases = Databases(url)
@@ -564,6 +572,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"start (the client's statements from the report's start on count as during "
               f"the upgrade)")
     return 0
+
+
+def migrafix_file() -> str:
+    """Where the alembic subprocesses import migrafix from."""
+    return subprocess.run([sys.executable, "-c", "import migrafix; print(migrafix.__file__)"],
+                          cwd=tempfile.gettempdir(), capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def measure_size(databases: Databases, kinds: Sequence[Kind], variants: Sequence[str],
