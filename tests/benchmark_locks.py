@@ -17,8 +17,16 @@ longest single statement that overlapped the upgrade), the upgrade's wall time (
 start-up included; next to it, the same command's when there is nothing left to do), and
 whether every row was filled as the model says.
 
+A kind may also have a report: another connection, started after the client's idle second,
+runs the report's statement in a transaction it keeps open (holding what it read) for
+`--report-seconds` (5) from its start, then rolls back; the upgrade starts once that statement
+has run. Without a lock timeout an ALTER waits for the report, and every client statement
+queues behind the ALTER. Printed with it: when the report began and ended.
+
 A kind is one function returning a `Kind` (the models before and after, the settings for the
-hook, the 0.1.0 text): add one to `KINDS` to measure another change.
+hook, the 0.1.0 text, a report or none): add one to `KINDS` to measure another change:
+
+    python tests/benchmark_locks.py --kinds index,unique,report --rows 100000
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from sqlalchemy.engine import URL
 
 INTERVAL = 0.003  # seconds between the client's UPDATE + SELECT pairs
 IDLE = 1.0  # seconds the client runs alone before each upgrade: its idle worst case
+REPORT_SECONDS = 5.0  # seconds a kind's report keeps its transaction open (--report-seconds)
 
 
 # --- the kinds of change --------------------------------------------------------------------
@@ -85,6 +94,9 @@ class Kind:
     upgrade_0_1_0: str  # migrafix 0.1.0's upgrade() body
     downgrade_0_1_0: str
     filled: str  # SQL: the number of rows the change left as the model says
+    # SQL a report runs just before the upgrade, in a transaction it keeps open (holding the
+    # locks its statement took) until --report-seconds after it began; None: no report
+    report: str | None = None
 
 
 def not_null_constant() -> Kind:
@@ -167,10 +179,95 @@ def foreign_key() -> Kind:
     )
 
 
+ORDER_CODED = order_with('sa.Column("code", sa.String(12), nullable=False)')
+# A code per order, unique (a multiplicative hash: a bijection of 1 .. 2^32 - 1) and in no
+# particular order, as a real order number's index is built from.
+ORDER_CODED_SEED = ('INSERT INTO "order" (id, price, quantity, code) '
+                    "SELECT g, g % 1000 / 10.0 + 1, g % 7 + 1, "
+                    "lpad(to_hex(g::bigint * 2654435761 % 4294967296), 8, '0') "
+                    "FROM generate_series(1, :rows) AS g",)
+
+
+def attnum(column: str) -> str:
+    """SQL: the number of ``column`` of "order"."""
+    return (f"(SELECT attnum FROM pg_attribute WHERE attrelid = '\"order\"'::regclass "
+            f"AND attname = '{column}')")
+
+
+def index() -> Kind:
+    """An index on a populated column (numeric, 1,000 values)."""
+    return Kind(
+        name="index on a populated column",
+        before=ORDER_CODED,
+        seed=ORDER_CODED_SEED,
+        after=ORDER_CODED.replace('sa.Numeric(10, 2), nullable=False',
+                                  'sa.Numeric(10, 2), nullable=False, index=True'),
+        x=(),
+        alone=ORDER_CODED.replace('sa.Numeric(10, 2), nullable=False',
+                                  'sa.Numeric(10, 2), nullable=False, index=True'),
+        alone_note="",
+        # 0.1.0 left it as autogenerate wrote it: in the revision's transaction
+        upgrade_0_1_0=("    op.create_index(op.f('ix_order_price'), 'order', ['price'], "
+                       "unique=False)\n"),
+        downgrade_0_1_0="    op.drop_index(op.f('ix_order_price'), table_name='order')\n",
+        # every order, once a valid index on price alone holds them (whatever its name)
+        filled=('SELECT count(*) FROM "order" WHERE EXISTS (SELECT FROM pg_index WHERE '
+                "indrelid = '\"order\"'::regclass AND indisvalid AND indnatts = 1 "
+                f"AND indkey[0] = {attnum('price')})"),
+    )
+
+
+def unique() -> Kind:
+    """A unique constraint on a populated column whose values are unique."""
+    return Kind(
+        name="unique constraint on a populated column",
+        before=ORDER_CODED,
+        seed=ORDER_CODED_SEED,
+        after=ORDER_CODED.replace('sa.String(12), nullable=False',
+                                  'sa.String(12), nullable=False, unique=True'),
+        x=(),
+        alone=ORDER_CODED.replace('sa.String(12), nullable=False',
+                                  'sa.String(12), nullable=False, unique=True'),
+        alone_note="",
+        # 0.1.0 named it and left it as autogenerate wrote it
+        upgrade_0_1_0="    op.create_unique_constraint(op.f('uq_order_code'), 'order', ['code'])\n",
+        downgrade_0_1_0=("    op.drop_constraint(op.f('uq_order_code'), 'order', "
+                         "type_='unique')\n"),
+        # every order, once a unique constraint on code alone, its index valid, holds them
+        filled=('SELECT count(*) FROM "order" WHERE EXISTS (SELECT FROM pg_constraint c '
+                "JOIN pg_index i ON i.indexrelid = c.conindid WHERE "
+                "c.conrelid = '\"order\"'::regclass AND c.contype = 'u' AND i.indisvalid "
+                f"AND c.conkey = ARRAY[{attnum('code')}])"),
+    )
+
+
+def report() -> Kind:
+    """A nullable column, added while a report reads the table (--report-seconds)."""
+    return Kind(
+        name="nullable column while a report reads the table",
+        before=ORDER_V1,
+        seed=ORDER_SEED,
+        after=order_with('sa.Column("note", sa.String(200))'),
+        x=(),
+        alone=order_with('sa.Column("note", sa.String(200))'),
+        alone_note="",
+        # 0.1.0 left it as autogenerate wrote it: no lock timeout
+        upgrade_0_1_0=("    op.add_column('order', sa.Column('note', sa.String(length=200), "
+                       "nullable=True))\n"),
+        downgrade_0_1_0="    op.drop_column('order', 'note')\n",
+        # every order, once the column exists (a failed upgrade leaves none: an error)
+        filled='SELECT count(*) FROM "order" WHERE note IS NULL',
+        report='SELECT count(*) FROM "order"',
+    )
+
+
 KINDS: dict[str, Callable[[], Kind]] = {
     "not-null-constant": not_null_constant,
     "not-null-computed": not_null_computed,
     "foreign-key": foreign_key,
+    "index": index,
+    "unique": unique,
+    "report": report,
 }
 VARIANTS = ("autogenerate alone", "migrafix before", "migrafix now")
 
@@ -210,6 +307,27 @@ def client(conninfo: str, rows: int, interval: float, ready: Any, stop: Any,
     out.close()
 
 
+def reporter(conninfo: str, sql: str, seconds: float, ready: Any, out: Pipe) -> None:
+    """A report: ``sql`` in a transaction kept open until ``seconds`` after it began, then
+    rolled back. Sets ``ready`` once the statement has run (its locks held), and sends back
+    (when it began, when it ended, its error or None)."""
+    import psycopg
+
+    began = time.monotonic()
+    error = None
+    try:
+        with psycopg.connect(conninfo, application_name="bench-report") as conn:
+            began = time.monotonic()
+            conn.execute(sql).fetchall()
+            ready.set()
+            time.sleep(max(0.0, began + seconds - time.monotonic()))
+            conn.rollback()
+    except psycopg.Error as exc:
+        error = str(exc).strip().splitlines()[0]
+    out.send((began, time.monotonic(), error))
+    out.close()
+
+
 @dataclass(frozen=True)
 class Run:
     stall: float  # the longest client statement that overlapped the upgrade, seconds
@@ -218,28 +336,48 @@ class Run:
     upgrade: float  # the upgrade's wall time, seconds
     noop: float  # the wall time of `alembic upgrade head` with nothing to do
     ops: int  # client statements that overlapped the upgrade
-    error: str | None  # the upgrade's, or the client's first
+    error: str | None  # the upgrade's, or the client's first, or the report's
     filled: int | None
+    report: tuple[float, float] | None = None  # when the report began and ended, seconds
+    # after the upgrade began (it begins before: negative)
 
 
 def measured(project: AlembicProject, kind: Kind, rows: int, conninfo: str, interval: float,
-             timeout: float) -> Run:
-    """``alembic upgrade head`` while the client runs."""
+             timeout: float, report_seconds: float) -> Run:
+    """``alembic upgrade head`` while the client runs (and the kind's report, if it has one,
+    started after the client's idle second, just before the upgrade)."""
     mp = multiprocessing.get_context("fork")
     ready, stop = mp.Event(), mp.Event()
     receive, send = mp.Pipe(duplex=False)
     process = mp.Process(target=client, args=(conninfo, rows, interval, ready, stop, send),
                          daemon=True)
     process.start()
+    reporting: multiprocessing.process.BaseProcess | None = None
+    reported: tuple[float, float, str | None] | None = None
     try:
         deadline = time.monotonic() + 60
         while not ready.wait(0.1):
             if not process.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the client did not start (its error is above)")
         time.sleep(IDLE)
+        begun = time.monotonic()  # the idle second ends: the report's start, or the upgrade's
+        if kind.report is not None:
+            report_ready = mp.Event()
+            report_receive, report_send = mp.Pipe(duplex=False)
+            reporting = mp.Process(target=reporter, daemon=True, args=(
+                conninfo, kind.report, report_seconds, report_ready, report_send))
+            reporting.start()
+            # The upgrade starts once the report holds its locks (or has failed).
+            while not report_ready.wait(0.01) and reporting.is_alive():
+                pass
         start = time.monotonic()
         error = upgrade(project, timeout)
         end = time.monotonic()
+        if reporting is not None:
+            if not report_receive.poll(report_seconds + 30):
+                raise RuntimeError("the report did not end")
+            reported = report_receive.recv()
+            reporting.join(10)
         time.sleep(0.2)
         stop.set()
         if not receive.poll(30):
@@ -247,21 +385,26 @@ def measured(project: AlembicProject, kind: Kind, rows: int, conninfo: str, inte
         samples, errors = receive.recv()
     finally:
         stop.set()
-        process.join(10)
-        if process.is_alive():
-            process.terminate()
-    during = [(seconds, begun - start) for begun, seconds in samples
-              if begun < end and begun + seconds > start]
-    idle = [seconds for begun, seconds in samples if begun + seconds <= start]
+        for child in (process, reporting):
+            if child is not None:
+                child.join(10)
+                if child.is_alive():
+                    child.terminate()
+    # With a report, its own statement (before the upgrade) is counted in too.
+    during = [(seconds, at - start) for at, seconds in samples
+              if at < end and at + seconds > begun]
+    idle = [seconds for at, seconds in samples if at + seconds <= begun]
     if errors and not error:
         error = f"client: {errors[0]} ({len(errors)} errors)"
+    if reported and reported[2] and not error:
+        error = f"report: {reported[2]}"
     filled = None if error else project.rows(kind.filled)[0][0]
     noop = time.monotonic()
     upgrade(project, timeout)
     noop = time.monotonic() - noop
     stall, stall_at = max(during, default=(0.0, 0.0))
     return Run(stall, stall_at, max(idle, default=0.0), end - start, noop, len(during), error,
-               filled)
+               filled, reported and (reported[0] - start, reported[1] - start))
 
 
 def upgrade(project: AlembicProject, timeout: float) -> str | None:
@@ -380,6 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "$MIGRAFIX_TEST_POSTGRES_URL, else an embedded pgserver)")
     parser.add_argument("--interval", type=float, default=INTERVAL,
                         help=f"seconds between the client's statement pairs ({INTERVAL})")
+    parser.add_argument("--report-seconds", type=float, default=REPORT_SECONDS,
+                        help="how long the report of the kinds that have one holds the table "
+                        f"({REPORT_SECONDS:g})")
     parser.add_argument("--timeout", type=float, default=900,
                         help="seconds any one alembic command may take (900)")
     args = parser.parse_args(argv)
@@ -389,7 +535,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown --variants {', '.join(sorted(unknown))}")
 
+    # alembic runs in each project's folder: a relative PYTHONPATH (`PYTHONPATH=src`, to
+    # measure a checkout's migrafix) would name nothing there, and the hook would silently be
+    # the installed one.
+    if os.environ.get("PYTHONPATH"):
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            str(Path(entry).resolve()) if entry else entry
+            for entry in os.environ["PYTHONPATH"].split(os.pathsep))
     machine()
+    print(f"migrafix from {Path(migrafix_file()).parent}")
     work = Path(tempfile.mkdtemp(prefix="migrafix-bench-locks-"))
     with postgres_server(args.postgres) as url:
         databases = Databases(url)
@@ -410,7 +564,21 @@ def main(argv: Sequence[str] | None = None) -> int:
           "second before it); upgrade: the wall time "
           "of `alembic upgrade head`, start-up included (no-op: the same command again, "
           "with nothing to do)")
+    if any(kind.report for kind in kinds):
+        print(f"report: a transaction on its own connection that ran the kind's report "
+              f"statement, started after the client's idle second, held what it read for "
+              f"{args.report_seconds:g} s from its start, then rolled back; the upgrade started "
+              f"once its statement had run: its start and end, in seconds after the upgrade's "
+              f"start (the client's statements from the report's start on count as during "
+              f"the upgrade)")
     return 0
+
+
+def migrafix_file() -> str:
+    """Where the alembic subprocesses import migrafix from."""
+    return subprocess.run([sys.executable, "-c", "import migrafix; print(migrafix.__file__)"],
+                          cwd=tempfile.gettempdir(), capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def measure_size(databases: Databases, kinds: Sequence[Kind], variants: Sequence[str],
@@ -431,7 +599,7 @@ def measure_size(databases: Databases, kinds: Sequence[Kind], variants: Sequence
                     continue
                 databases.checkpoint()  # no checkpoint of the copy's pages billed to a run
                 run = measured(project, kind, rows, databases.conninfo(name), args.interval,
-                               args.timeout)
+                               args.timeout, args.report_seconds)
                 project.engine.dispose()
             finally:
                 databases.drop(name)
@@ -439,10 +607,12 @@ def measure_size(databases: Databases, kinds: Sequence[Kind], variants: Sequence
                 else ""
             stall = f"failed: {run.error}" if run.error else (
                 f"{run.stall * 1000:,.0f} ms at {run.stall_at:.1f} s")
+            report = "" if run.report is None else (
+                f"; report from {run.report[0]:.2f} s to {run.report[1]:.2f} s")
             filled = "" if run.filled is None else (
                 "all" if run.filled == rows else f"{run.filled:,} of {rows:,}")
             print(f"| {rows:,} | {kind.name} | {variant}{note} | {stall} "
-                  f"(idle {run.idle * 1000:.0f} ms) | {run.upgrade:.2f} s "
+                  f"(idle {run.idle * 1000:.0f} ms{report}) | {run.upgrade:.2f} s "
                   f"(no-op {run.noop:.2f} s) | {run.ops:,} | "
                   f"{filled} |", flush=True)
     for template, _ in templates.values():
