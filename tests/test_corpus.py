@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,7 +120,7 @@ def analyse(task: Task) -> Record:
     for finding in result.findings:
         if finding.rule == SPLIT_REVISION:
             continue  # the fixer's own note on another rule's work, which the test looks at
-        seen = RULE_TESTS[finding.rule](code, options.settings, options.dialect)
+        seen = RULE_TESTS[finding.rule](code, options)
         if "autocommit_block() commits" in finding.message:
             # the fixer's own report, on a block in the file or one the rule just wrote
             seen = seen or b"autocommit_block" in code.code
@@ -344,7 +345,10 @@ def test_the_prefilter_skips_no_file_with_a_finding(
     assert not unseen, _listed(unseen)
     skipped = sum(r.skipped_by_prefilter for r in records[variant])
     print(f"\npre-filter, {variant}: {skipped} of {len(records[variant])} files skipped unparsed")
-    assert skipped > len(records[variant]) // 2  # it is worth having
+    if variant == "database":
+        # it is worth having where whole released histories are checked; taken for new, most
+        # revisions lock a table (lock-timeout), and there is nothing to skip
+        assert skipped > len(records[variant]) // 2
 
 
 def test_findings_table(records: dict[str, list[Record]]) -> None:
@@ -463,10 +467,16 @@ def test_the_cli_gives_what_fix_source_gives(
     again = migrafix("rewrite", *common, str(tmp_path / "tree"), cache=cache)
     assert again.returncode == 0, again.stderr
     # Nothing rewritten; what is said again is only why a revision's autocommit work stays in
-    # it (a revision follows it), as the first run said it.
+    # it (a revision follows it, a guard may stop it early), as the first run said it: the
+    # guard's line may have moved down by the imports the first run added.
     notes = again.stderr.splitlines()
     assert all(" split-revision " in line and line.endswith("[note]") for line in notes), notes
-    assert set(notes) <= set(done.stderr.splitlines())
+    assert {_any_line(note) for note in notes} <= {_any_line(said) for said in
+                                                   done.stderr.splitlines()}
+
+
+def _any_line(note: str) -> str:
+    return re.sub(r"\(line \d+\)", "(line N)", note)
 
 
 def corpus_text(record: Record) -> str:
