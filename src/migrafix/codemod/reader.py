@@ -35,12 +35,10 @@ class OpaqueOp(ops.MigrateOperation):
         # An unreadable op.create_table("t", ...) still creates table t: rules must know.
         self.table_name, self.table_effect = _literal_table_effect(statement)
         self.schema: str | None = None
-
-    @property
-    def sets_lock_timeout(self) -> bool:
-        """Whether the statement sets ``lock_timeout`` (the lock-timeout rule's own block, read
-        back, or the file's): the rule leaves its transaction alone."""
-        return "lock_timeout" in cst.Module(body=[]).code_for_node(self.statement)
+        # Whether it sets ``lock_timeout`` (the lock-timeout rule's own block, read back, or
+        # the file's): the rule leaves its transaction alone. Told by fix_source, which knows
+        # whether the file says lock_timeout at all (rendering each statement to look costs).
+        self.sets_lock_timeout = False
 
 
 @dataclass
