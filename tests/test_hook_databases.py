@@ -16,6 +16,7 @@ from scenarios import (
     CONCURRENT_INDEX,
     FOREIGN_KEY,
     HEADER,
+    INDEX,
     NOT_NULL,
     NOT_NULL_COMPUTED,
     RENAME,
@@ -78,7 +79,7 @@ def test_sqlite_batch_mode(scenario: Scenario, tmp_path: Path, sqlite_url: str) 
 
 
 @pytest.mark.mysql
-@pytest.mark.parametrize("scenario", [RENAME, NOT_NULL, NOT_NULL_COMPUTED, FOREIGN_KEY],
+@pytest.mark.parametrize("scenario", [RENAME, NOT_NULL, NOT_NULL_COMPUTED, FOREIGN_KEY, INDEX],
                          ids=lambda s: s.name)
 def test_mysql(scenario: Scenario, tmp_path: Path, mysql_url: str) -> None:
     project = AlembicProject(tmp_path, mysql_url)
@@ -122,6 +123,20 @@ def test_postgresql_concurrent_index_is_built(tmp_path: Path, pg_url: str) -> No
     project = AlembicProject(tmp_path, pg_url)
     files = run_cycle(project, CONCURRENT_INDEX, "postgresql")
     assert [f.name for f in files] == ["0002_post_v2_create_indexes_concurrently.py", "0002_v2.py"]
+    assert project.rows(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'event' ORDER BY 1"
+    ) == [("ix_event_kind",), ("pk_event",)]
+
+
+@pytest.mark.postgres
+def test_postgresql_index_is_built_concurrently_in_the_revision(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A plain index on a table with rows, all the revision does: one revision, the build in
+    an autocommit block."""
+    project = AlembicProject(tmp_path, pg_url)
+    [main] = run_cycle(project, INDEX, "postgresql")
+    assert "postgresql_concurrently=True" in main.read_text()
     assert project.rows(
         "SELECT indexname FROM pg_indexes WHERE tablename = 'event' ORDER BY 1"
     ) == [("ix_event_kind",), ("pk_event",)]

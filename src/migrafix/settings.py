@@ -62,7 +62,9 @@ class Settings:
     # Rows per transaction when a computed backfill is written as batches (PostgreSQL, MySQL):
     # the field's usual figure (strong_migrations, Django's and GitLab's batched migrations).
     backfill_batch_size: int = 10_000
-    concurrent_indexes: ConcurrentIndexes = "explicit"
+    # "always": index ops on tables that exist before the revision are built and dropped
+    # CONCURRENTLY (PostgreSQL); "explicit": only those the model marks so.
+    concurrent_indexes: ConcurrentIndexes = "always"
     split_concurrent_revisions: bool = True
     naming_convention: Mapping[str, str] = field(default_factory=dict)
     interactive: bool = False

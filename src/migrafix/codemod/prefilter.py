@@ -14,10 +14,10 @@ some, a word among that call's arguments:
 ========================= ======================================================================
 rule                      what the code must contain for the rule to find anything
 ========================= ======================================================================
-concurrent-index          ``postgresql_concurrently`` (with ``concurrent_indexes = "always"``
-                          on PostgreSQL: any ``create_index``/``drop_index``); and whatever the
-                          settings, ``autocommit_block`` (the fixer's own report on what such a
-                          block commits)
+concurrent-index          ``postgresql_concurrently`` (with ``concurrent_indexes = "always"``,
+                          the default, on PostgreSQL: any ``create_index``/``drop_index``);
+                          and whatever the settings, ``autocommit_block`` (the fixer's own
+                          report on what such a block commits)
 not-null-add              an ``.add_column(...)`` whose arguments contain ``nullable`` and
                           ``False`` (only ``nullable is False`` columns are split) and no
                           ``server_default=`` keyword of its ``Column(...)`` (unless ``None``
