@@ -147,10 +147,11 @@ def test_codemod_gives_what_the_hook_gives(
         assert project.diffs() == []
     assert schema(plain.engine) == schema(hooked.engine)
 
-    # The hook splits the concurrent index, the computed backfill and the foreign key's
-    # VALIDATE into revisions of their own, and so does the codemod: the same revisions, the
-    # same statements.
-    split = scenario.name in ("concurrent_index", "not_null_computed", "unnamed_foreign_key")
+    # The hook splits the concurrent index, the computed backfill, the foreign key's VALIDATE
+    # and the unique constraint's index into revisions of their own, and so does the codemod:
+    # the same revisions, the same statements.
+    split = scenario.name in ("concurrent_index", "not_null_computed", "unnamed_foreign_key",
+                              "unique_constraint")
     assert len(hooked_files) == (2 if split else 1)
     assert len(result.new_revisions) == (1 if split else 0)
     for command, revisions in (("upgrade", "0001:head"), ("upgrade", "head"),

@@ -1,6 +1,7 @@
 """The rules, in the order they run: renames first (a renamed column is not a new NOT NULL
 column), names before indexes are moved (a moved index keeps the name it was given) and before
-constraints are validated later (a VALIDATE names its constraint)."""
+constraints are validated later or built from an index (a VALIDATE, an ADD CONSTRAINT ... USING
+INDEX, names its constraint)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from migrafix.rules.base import Example, Finding, Rule, RuleContext
 from migrafix.rules.concurrent_index import ConcurrentIndex
 from migrafix.rules.drop_add_rename import DropAddRename
 from migrafix.rules.not_null_add import NotNullAdd
+from migrafix.rules.unique_constraint_add import UniqueConstraintAdd
 from migrafix.rules.unnamed_constraint import UnnamedConstraint
 from migrafix.rules.validating_constraint_add import ValidatingConstraintAdd
 
@@ -20,6 +22,7 @@ ALL_RULES: tuple[Rule, ...] = (
     NotNullAdd(),
     UnnamedConstraint(),
     ValidatingConstraintAdd(),
+    UniqueConstraintAdd(),
     ConcurrentIndex(),
 )
 
