@@ -150,3 +150,18 @@ def test_options_go_to_the_index_or_the_constraint(
             f"schema='shop'{index}, postgresql_concurrently=True)") in rendered, rendered
     assert ("op.execute('ALTER TABLE shop.\"order\" ADD CONSTRAINT uq_order_code UNIQUE "
             f"USING INDEX uq_order_code{constraint}')") in rendered, rendered
+
+
+def test_in_a_batch_block_it_is_left_as_written() -> None:
+    """render_as_batch: the revision may run on SQLite too, which has no USING INDEX."""
+    unique = ops.CreateUniqueConstraintOp("uq_order_code", "order", ["code"])
+    up = ops.UpgradeOps([ops.ModifyTableOps("order", [unique])])
+    down = ops.DowngradeOps([ops.ModifyTableOps("order", [unique.reverse()])])
+    context = RuleContext(settings=Settings(), dialect=DIALECT, separate_revisions=True,
+                          in_batch=lambda group: True)
+    fix_revision(up, down, context)
+    [group] = up.ops
+    assert isinstance(group, ops.ModifyTableOps) and group.ops == [unique]
+    [finding] = [f for f in context.findings if f.rule == RULE]
+    assert (finding.fixed, finding.note) == (False, True)
+    assert "a batch block may run on SQLite too" in finding.message

@@ -53,6 +53,8 @@ class UniqueConstraintAdd(Rule):
         "them on its own, and a failure after it leaves them applied while `alembic_version` "
         "is not updated; the constraint as written stops reads and writes while it builds, "
         "but fails whole;\n"
+        "- in a batch block (`render_as_batch`: the revision may run on SQLite too, which "
+        "has no `USING INDEX`);\n"
         "- without a name (the index becomes the constraint by it), or with options the form "
         "does not carry.\n\n"
         "Tables the revision creates or drops are left alone (nothing to build over).\n\n"
@@ -87,8 +89,13 @@ class UniqueConstraintAdd(Rule):
                 and (op.schema, op.table_name) not in revision.transient_tables]
         if not adds:
             return
+        # A batch block (render_as_batch) says the revision may run on SQLite too, which has
+        # no ADD CONSTRAINT ... USING INDEX.
+        batched = {id(op) for group in tree.table_groups() if context.in_batch(group)
+                   for op in group.ops}
         formable = {id(op) for op in adds
-                    if op.constraint_name is not None and set(op.kw) <= UNIQUE_USING_INDEX_OPTIONS}
+                    if op.constraint_name is not None and id(op) not in batched
+                    and set(op.kw) <= UNIQUE_USING_INDEX_OPTIONS}
         # Kept whole, the block may still be the whole direction: then it commits nothing else.
         alone = all(id(op) in formable or isinstance(op, CommentOp) for _, op in tree.walk())
         other = revision.other(tree)
@@ -109,6 +116,11 @@ class UniqueConstraintAdd(Rule):
                     f"{what}; left as written, since without a name no index built before "
                     "can become it", fixed=False, note=True, op=op,
                     hint="name it to have its index built concurrently first"))
+            elif id(op) in batched:
+                context.report(Finding(self.name, tree.direction, table,
+                    f"{what}; left as written, since a batch block may run on SQLite too, "
+                    "which has no ADD CONSTRAINT ... USING INDEX", fixed=False, note=True,
+                    op=op))
             elif id(op) not in formable:
                 options = ", ".join(sorted(set(op.kw) - UNIQUE_USING_INDEX_OPTIONS))
                 context.report(Finding(self.name, tree.direction, table,
