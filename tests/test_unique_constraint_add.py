@@ -131,6 +131,16 @@ def test_a_constraint_the_downgrade_adds_back_is_built_before_the_upgrade_drops_
     assert [(type(op), part_of(op)) for op in down.ops] == [(AutocommitBlockOp, "pre")]
 
 
+def test_drops_moved_with_their_constraints_keep_their_order() -> None:
+    """Found in lemur's history: two drops in the upgrade, their creates in the downgrade in
+    the other order; moved to `<rev>_pre`, the drops stay in the order they were written."""
+    first, second = (ops.CreateUniqueConstraintOp(name, "certificates", ["name"])
+                     for name in ("certificates_name_key", "certificates_name_key1"))
+    up, _, _ = hook([first.reverse(), second.reverse()], [second, first])
+    assert [op.constraint_name for op in up.ops] == [  # type: ignore[attr-defined]
+        "certificates_name_key", "certificates_name_key1"]
+
+
 @pytest.mark.parametrize(("options", "index", "constraint"), [
     ({"deferrable": True, "initially": "deferred"}, "",
      " DEFERRABLE INITIALLY DEFERRED"),

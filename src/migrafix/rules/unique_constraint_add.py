@@ -144,6 +144,8 @@ class UniqueConstraintAdd(Rule):
                     f"writes to {table} go on", fixed=True, op=op))
         if not builds:
             return
+        place = {id(op): index for index, (_, op) in enumerate(other.walk())}
+        undo.sort(key=lambda op: place[id(op)])  # as the other direction had them
         tree.replace_all(replaced)
         other.replace_all({id(op): [] for op in undo})
         for each in (tree, other):
