@@ -54,7 +54,8 @@ class ConcurrentIndex(Rule):
         "Where the revision cannot be split (`split_concurrent_revisions = false`; a file the "
         "codemod cannot split, its note says why), an index op the model did not mark "
         "concurrent is left as written, with a `[note]`, unless index ops are all the "
-        "revision does in that direction: an autocommit block among other statements commits "
+        "revision does, upgrade and downgrade (nothing would be split off it then): an "
+        "autocommit block among other statements commits "
         "them on its own, and a failure after it leaves them applied while `alembic_version` "
         "is not updated; a plain build stops writes while it runs, but fails whole. A "
         "revision that has run (`--naming database`) is history: its plain index ops are "
@@ -84,23 +85,33 @@ class ConcurrentIndex(Rule):
     )
 
     def apply(self, revision: Revision, context: RuleContext) -> None:
-        for tree in revision.trees():
-            self._move(tree, revision, context)
-
-    def _move(self, tree: Tree, revision: Revision, context: RuleContext) -> None:
         # An explicit postgresql_concurrently=True is honoured whatever database autogenerate
         # compared against (a project may autogenerate on SQLite and deploy on PostgreSQL);
         # autocommit_block() is harmless elsewhere. "always" adds the flag: PostgreSQL only.
         always = (context.settings.concurrent_indexes == "always"
                   and context.dialect_name == "postgresql")
-        found = [op for _, op in tree.walk() if isinstance(op, IndexOp)]
-        explicit = [op for op in found if op.kw.get("postgresql_concurrently")]
-        plain = [op for op in found if always and not op.kw.get("postgresql_concurrently")
-                 and (op.schema, op.table_name) not in revision.transient_tables]
-        if plain and not self._may_make_concurrent(tree, [*explicit, *plain], context):
-            for op in plain:
-                context.report(self._left_as_written(op, tree, context))
-            plain = []
+        found = {tree.direction: [op for _, op in tree.walk() if isinstance(op, IndexOp)]
+                 for tree in revision.trees()}
+        plain = {direction: [op for op in index_ops
+                             if always and not op.kw.get("postgresql_concurrently")
+                             and (op.schema, op.table_name) not in revision.transient_tables]
+                 for direction, index_ops in found.items()}
+        movable = {id(op) for index_ops in found.values() for op in index_ops
+                   if op.kw.get("postgresql_concurrently")}
+        movable |= {id(op) for index_ops in plain.values() for op in index_ops}
+        flag = any(plain.values()) and self._may_make_concurrent(revision, movable, context)
+        for tree in revision.trees():
+            if not flag:
+                for op in plain[tree.direction]:
+                    context.report(self._left_as_written(op, tree, context))
+            self._move(tree, found[tree.direction], plain[tree.direction] if flag else [],
+                       context)
+
+    def _move(
+        self, tree: Tree, found: list[IndexOp], plain: list[IndexOp], context: RuleContext
+    ) -> None:
+        """Moves ``found``'s concurrent ops, and ``plain`` with the flag added, into
+        autocommit blocks: drops first, creates last."""
         flagged = {id(op) for op in plain}  # the flag is added to these
         creates: list[ops.MigrateOperation] = []
         drops: list[ops.MigrateOperation] = []
@@ -131,19 +142,19 @@ class ConcurrentIndex(Rule):
                 tree.part_after_main()))
 
     @staticmethod
-    def _may_make_concurrent(
-        tree: Tree, index_ops: list[IndexOp], context: RuleContext
-    ) -> bool:
-        """Whether index ops without the flag may be made concurrent: never in a revision
-        that has run (it is history); where the revision cannot be split, only when they are
-        all it does in this direction, so that their autocommit block commits nothing else
-        (a plain build stops writes, but fails whole and leaves alembic_version right)."""
+    def _may_make_concurrent(revision: Revision, movable: set[int], context: RuleContext) -> bool:
+        """Whether index ops without the flag may be made concurrent (``movable``: the ids of
+        the index ops that would be moved): never in a revision that has run (it is history);
+        where the revision cannot be split, only when index ops are all it does, so that their
+        autocommit blocks commit nothing else (a plain build stops writes, but fails whole and
+        leaves alembic_version right). Such a revision is not split either: its form is the
+        same both ways, and a later run that can split finds nothing left to split off."""
         if context.released:
             return False
         if context.separate_revisions:
             return True
-        moving = {id(op) for op in index_ops}
-        return all(id(op) in moving or isinstance(op, CommentOp) for _, op in tree.walk())
+        return all(id(op) in movable or isinstance(op, CommentOp)
+                   for tree in revision.trees() for _, op in tree.walk())
 
     def _left_as_written(self, op: IndexOp, tree: Tree, context: RuleContext) -> Finding:
         table = table_label(op)

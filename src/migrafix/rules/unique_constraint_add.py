@@ -48,8 +48,9 @@ class UniqueConstraintAdd(Rule):
         "It is left as written, with a `[note]` (`migrafix check` does not fail on it):\n"
         "- in a revision that has run (`--naming database`): it is history;\n"
         "- where the revision cannot be split (`split_concurrent_revisions = false`; a file "
-        "the codemod cannot split, its note says why), unless such constraints are all the "
-        "revision adds in that direction. An autocommit block among other statements commits "
+        "the codemod cannot split, its note says why), unless adding them (and dropping them "
+        "in the downgrade) is all the revision does. An autocommit block among other "
+        "statements commits "
         "them on its own, and a failure after it leaves them applied while `alembic_version` "
         "is not updated; the constraint as written stops reads and writes while it builds, "
         "but fails whole;\n"
@@ -73,7 +74,7 @@ class UniqueConstraintAdd(Rule):
     )
     options = (
         "`split_concurrent_revisions = false` keeps every revision whole: the constraint is "
-        "then left as written, unless it is all the revision adds. Silence with "
+        "then left as written, unless it is all the revision does. Silence with "
         "`ignore = [\"unique-constraint-add\"]` or `# migrafix: ignore[unique-constraint-add]` "
         "on the statement."
     )
@@ -81,23 +82,34 @@ class UniqueConstraintAdd(Rule):
     def apply(self, revision: Revision, context: RuleContext) -> None:
         if context.dialect_name != "postgresql":
             return
-        for tree in revision.trees():
-            self._apply(revision, tree, context)
-
-    def _apply(self, revision: Revision, tree: Tree, context: RuleContext) -> None:
-        adds = [op for _, op in tree.walk() if isinstance(op, ops.CreateUniqueConstraintOp)
-                and (op.schema, op.table_name) not in revision.transient_tables]
-        if not adds:
-            return
+        adds = {tree.direction: [
+            op for _, op in tree.walk() if isinstance(op, ops.CreateUniqueConstraintOp)
+            and (op.schema, op.table_name) not in revision.transient_tables]
+            for tree in revision.trees()}
         # A batch block (render_as_batch) says the revision may run on SQLite too, which has
         # no ADD CONSTRAINT ... USING INDEX.
-        batched = {id(op) for group in tree.table_groups() if context.in_batch(group)
-                   for op in group.ops}
-        formable = {id(op) for op in adds
+        batched = {id(op) for tree in revision.trees() for group in tree.table_groups()
+                   if context.in_batch(group) for op in group.ops}
+        formable = {id(op) for each in adds.values() for op in each
                     if op.constraint_name is not None and id(op) not in batched
                     and set(op.kw) <= UNIQUE_USING_INDEX_OPTIONS}
-        # Kept whole, the block may still be the whole direction: then it commits nothing else.
-        alone = all(id(op) in formable or isinstance(op, CommentOp) for _, op in tree.walk())
+        # Kept whole, the revision may still be these constraints alone (and their drops):
+        # then the form commits nothing else, and a split would make no other revision.
+        moving = formable | {id(drop) for tree in revision.trees()
+                             for op in adds[tree.direction] if id(op) in formable
+                             for drop in _drops_of(op, revision.other(tree))}
+        alone = all(id(op) in moving or isinstance(op, CommentOp)
+                    for tree in revision.trees() for _, op in tree.walk())
+        for tree in revision.trees():
+            self._apply(revision, tree, adds[tree.direction], batched, formable, alone,
+                        context)
+
+    def _apply(
+        self, revision: Revision, tree: Tree, adds: list[ops.CreateUniqueConstraintOp],
+        batched: set[int], formable: set[int], alone: bool, context: RuleContext,
+    ) -> None:
+        if not adds:
+            return
         other = revision.other(tree)
         replaced: dict[int, list[ops.MigrateOperation]] = {}
         builds: list[ops.MigrateOperation] = []
