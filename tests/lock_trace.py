@@ -263,6 +263,8 @@ def documented_lock(sql: str) -> str:
         return "RowExclusiveLock"
     if re.fullmatch(r'ALTER TABLE (?:ONLY )?\S+ VALIDATE CONSTRAINT \S+', words):
         return "ShareUpdateExclusiveLock"
+    if re.match(r"(?:CREATE (?:UNIQUE )?|DROP )INDEX CONCURRENTLY\b", words):
+        return "ShareUpdateExclusiveLock"  # reads and writes go on while it builds or waits
     if re.match(r"VACUUM\b", words) and "FULL" not in words:
         return "ShareUpdateExclusiveLock"  # not FULL: the table stays readable and writable
     if re.match(r"(?:CREATE (?:UNIQUE )?INDEX|DROP INDEX) CONCURRENTLY\b", words):

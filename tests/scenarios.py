@@ -144,7 +144,61 @@ event = sa.Table(
     expected_after=[(1, None), (2, None)],
 )
 
-ALL = (RENAME, NOT_NULL, NOT_NULL_COMPUTED, FOREIGN_KEY, CONCURRENT_INDEX)
+# An index the model does not mark concurrent, on a table that has rows: concurrent all the
+# same on PostgreSQL (concurrent_indexes = "always", the default); the revision holds nothing
+# else, so its autocommit block stays in it.
+INDEX = Scenario(
+    name="index",
+    v1=HEADER + """
+event = sa.Table(
+    "event", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(20)),
+)
+""",
+    v2=HEADER + """
+event = sa.Table(
+    "event", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(20)),
+    sa.Index("ix_event_kind", "kind"),
+)
+""",
+    seed=("INSERT INTO event (id, kind) VALUES (1, 'a'), (2, 'b'), (3, 'a')",),
+    query_before="SELECT id, kind FROM event ORDER BY id",
+    query_after="SELECT id, kind FROM event ORDER BY id",
+    expected_before=[(1, "a"), (2, "b"), (3, "a")],
+    expected_after=[(1, "a"), (2, "b"), (3, "a")],
+)
+
+# A column with values made unique, and a new one: on PostgreSQL the unique index is built
+# CONCURRENTLY and the constraint added USING it, in a revision of its own (0002_post).
+UNIQUE_CONSTRAINT = Scenario(
+    name="unique_constraint",
+    v1=HEADER + """
+order = sa.Table(
+    "order", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("code", sa.String(20)),
+)
+""",
+    v2=HEADER + """
+order = sa.Table(
+    "order", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("code", sa.String(20), unique=True),
+    sa.Column("note", sa.String(50)),
+)
+""",
+    seed=("INSERT INTO \"order\" (id, code) VALUES (1, 'A-1'), (2, 'A-2'), (3, NULL)",),
+    query_before='SELECT id, code FROM "order" ORDER BY id',
+    query_after='SELECT id, code, note FROM "order" ORDER BY id',
+    expected_before=[(1, "A-1"), (2, "A-2"), (3, None)],
+    expected_after=[(1, "A-1", None), (2, "A-2", None), (3, None, None)],
+)
+
+ALL = (RENAME, NOT_NULL, NOT_NULL_COMPUTED, FOREIGN_KEY, CONCURRENT_INDEX, INDEX,
+       UNIQUE_CONSTRAINT)
 
 
 def quoted(sql: str, dialect: str) -> str:

@@ -258,3 +258,37 @@ def test_a_pre_part_alone_is_split_off_whatever_follows(split_project: Path) -> 
     assert sorted(files(split_project)) == [PRE, MAIN, "migrations/versions/0003_next.py"]
     assert "down_revision: Union[str, Sequence[str], None] = '0002_pre'" in main.read_text()
     assert child.read_text().startswith("revision = '0003'\ndown_revision = '0002'\n")
+
+
+INDEXES_WITH_A_GUARDED_DOWNGRADE = """\
+revision = '0002'
+down_revision = '0001'
+
+from alembic import op
+
+
+def upgrade():
+    op.drop_index('ix_line_price', table_name='line')
+    op.create_index('ix_line_total', 'line', ['total'], unique=False)
+
+
+def downgrade():
+    op.execute('DROP INDEX IF EXISTS ix_line_total')
+    op.create_index('ix_line_price', 'line', ['price'], unique=False)
+"""
+
+
+def test_a_revision_kept_whole_is_left_as_it_is_by_the_next_run(project: Path) -> None:  # noqa: F811
+    """Found in prefect's history: the upgrade's index ops alone, the downgrade's among other
+    statements; a revision follows it, so it is kept whole. Made concurrent in the upgrade
+    only, the next run found the downgrade's build alone to split off (into a `<rev>_pre`,
+    which a following revision does not stop): both are left as written, with notes."""
+    versions = project / "migrations" / "versions"
+    (versions / "0002_indexes.py").write_text(INDEXES_WITH_A_GUARDED_DOWNGRADE)
+    (versions / "0003_next.py").write_text(
+        "revision = '0003'\ndown_revision = '0002'\n\ndef upgrade():\n    pass\n")
+    first = run_process("rewrite", "migrations", cwd=project)
+    assert b"0003 (0003_next.py) already follows 0002" in first.stderr, first.stderr
+    again = run_process("rewrite", "migrations", cwd=project)
+    assert (again.returncode, b"Rewriting" in again.stderr) == (0, False), again.stderr
+    assert sorted(p.name for p in versions.iterdir()) == ["0002_indexes.py", "0003_next.py"]

@@ -148,10 +148,11 @@ def test_codemod_gives_what_the_hook_gives(
         assert project.diffs() == []
     assert schema(plain.engine) == schema(hooked.engine)
 
-    # The hook splits the concurrent index, the computed backfill and the foreign key's
-    # VALIDATE into revisions of their own, and so does the codemod: the same revisions, the
-    # same statements.
-    split = scenario.name in ("concurrent_index", "not_null_computed", "unnamed_foreign_key")
+    # The hook splits the concurrent index, the computed backfill, the foreign key's VALIDATE
+    # and the unique constraint's index into revisions of their own, and so does the codemod:
+    # the same revisions, the same statements.
+    split = scenario.name in ("concurrent_index", "not_null_computed", "unnamed_foreign_key",
+                              "unique_constraint")
     assert len(hooked_files) == (2 if split else 1)
     assert len(result.new_revisions) == (1 if split else 0)
     for command, revisions in (("upgrade", "0001:head"), ("upgrade", "head"),
@@ -286,7 +287,8 @@ def test_convention_names_break_the_downgrade_of_a_history_that_already_ran(
     files = autogenerate_history(deployed)
     ran = schema(deployed.engine)
 
-    rewrite(files, Settings(), "convention")
+    # Each revision stays one file (nothing split off into <rev>_post): its names are the point.
+    rewrite(files, Settings(split_concurrent_revisions=False), "convention")
     rev2 = files[1].read_text()
     for name in CONVENTION_NAMES:
         assert rev2.count(f"op.f('{name}')") == 2, rev2

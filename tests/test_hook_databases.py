@@ -16,9 +16,11 @@ from scenarios import (
     CONCURRENT_INDEX,
     FOREIGN_KEY,
     HEADER,
+    INDEX,
     NOT_NULL,
     NOT_NULL_COMPUTED,
     RENAME,
+    UNIQUE_CONSTRAINT,
     Scenario,
     quoted,
 )
@@ -78,8 +80,8 @@ def test_sqlite_batch_mode(scenario: Scenario, tmp_path: Path, sqlite_url: str) 
 
 
 @pytest.mark.mysql
-@pytest.mark.parametrize("scenario", [RENAME, NOT_NULL, NOT_NULL_COMPUTED, FOREIGN_KEY],
-                         ids=lambda s: s.name)
+@pytest.mark.parametrize("scenario", [RENAME, NOT_NULL, NOT_NULL_COMPUTED, FOREIGN_KEY, INDEX,
+                                      UNIQUE_CONSTRAINT], ids=lambda s: s.name)
 def test_mysql(scenario: Scenario, tmp_path: Path, mysql_url: str) -> None:
     project = AlembicProject(tmp_path, mysql_url)
     files = run_cycle(project, scenario, "mysql")
@@ -125,6 +127,43 @@ def test_postgresql_concurrent_index_is_built(tmp_path: Path, pg_url: str) -> No
     assert project.rows(
         "SELECT indexname FROM pg_indexes WHERE tablename = 'event' ORDER BY 1"
     ) == [("ix_event_kind",), ("pk_event",)]
+
+
+@pytest.mark.postgres
+def test_postgresql_index_is_built_concurrently_in_the_revision(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A plain index on a table with rows, all the revision does: one revision, the build in
+    an autocommit block."""
+    project = AlembicProject(tmp_path, pg_url)
+    [main] = run_cycle(project, INDEX, "postgresql")
+    assert "postgresql_concurrently=True" in main.read_text()
+    assert project.rows(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'event' ORDER BY 1"
+    ) == [("ix_event_kind",), ("pk_event",)]
+
+
+@pytest.mark.postgres
+def test_postgresql_unique_constraint_is_added_using_its_index(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The constraint and its index under the convention's name, the index valid and the
+    constraint's own (so downgrade's drop_constraint drops both)."""
+    project = AlembicProject(tmp_path, pg_url)
+    files = run_cycle(project, UNIQUE_CONSTRAINT, "postgresql")
+    assert [f.name for f in files] == ["0002_post_v2_add_unique_constraints.py", "0002_v2.py"]
+    assert project.rows(
+        "SELECT c.conname, c.contype, i.relname, x.indisvalid, x.indisunique "
+        "FROM pg_constraint c JOIN pg_class i ON i.oid = c.conindid "
+        "JOIN pg_index x ON x.indexrelid = c.conindid "
+        "WHERE c.conrelid = '\"order\"'::regclass AND c.contype = 'u'"
+    ) == [("uq_order_code", "u", "uq_order_code", True, True)]
+    project.alembic("downgrade", "0002")  # the unique constraint's revision undone first
+    assert project.rows(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'order' ORDER BY 1"
+    ) == [("pk_order",)]
+    assert project.rows('SELECT id, code, note FROM "order" ORDER BY id') \
+        == UNIQUE_CONSTRAINT.expected_after
 
 
 AUTO_INCREMENT_RENAME = Scenario(

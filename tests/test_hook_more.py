@@ -1,5 +1,5 @@
-"""Hook behaviour the scenario tests do not reach: concurrent_indexes = "always" (with the
-_pre revision for concurrent drops) and a SQL backfill given with sa.text()."""
+"""Hook behaviour the scenario tests do not reach: concurrent index drops and builds by default
+(with the _pre revision for concurrent drops) and a SQL backfill given with sa.text()."""
 
 from __future__ import annotations
 
@@ -38,15 +38,13 @@ tag = sa.Table(
 
 
 @pytest.mark.postgres
-def test_concurrent_always_splits_drops_before_and_creates_after(
+def test_concurrent_indexes_split_drops_before_and_creates_after(
     tmp_path: Path, pg_url: str
 ) -> None:
-    """Every index op on a table that lives on both sides of the revision becomes concurrent:
-    the drop in a revision before the column drop, the create in one after; the new table's
-    index stays in the transaction. Rows survive upgrade → downgrade → upgrade."""
+    """By default every index op on a table that lives on both sides of the revision becomes
+    concurrent: the drop in a revision before the column drop, the create in one after; the
+    new table's index stays in the transaction. Rows survive upgrade → downgrade → upgrade."""
     project = AlembicProject(tmp_path, pg_url)
-    (project.root / "pyproject.toml").write_text(
-        '[tool.migrafix]\nconcurrent_indexes = "always"\n')
     project.write_models(EVENT_V1)
     project.revision("v1")
     project.alembic("upgrade", "head")
@@ -81,6 +79,25 @@ def test_concurrent_always_splits_drops_before_and_creates_after(
         assert project.rows(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'event' AND indexname LIKE 'ix%'"
         ) == [("ix_event_kind",)]
+
+
+@pytest.mark.postgres
+def test_explicit_keeps_the_index_ops_the_model_does_not_mark(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """`concurrent_indexes = "explicit"`: index ops are written as autogenerate writes them."""
+    project = AlembicProject(tmp_path, pg_url)
+    (project.root / "pyproject.toml").write_text(
+        '[tool.migrafix]\nconcurrent_indexes = "explicit"\n')
+    project.write_models(EVENT_V1)
+    project.revision("v1")
+    project.write_models(EVENT_V2)
+    project.alembic("upgrade", "head")
+    [main] = project.revision("v2")
+    text = main.read_text()
+    assert "autocommit_block" not in text and "postgresql_concurrently" not in text
+    assert "op.drop_index(op.f('ix_event_kind'), table_name='event')" in text
+    assert "op.create_index('ix_event_code', 'event', ['code'], unique=False)" in text
 
 
 @pytest.mark.postgres

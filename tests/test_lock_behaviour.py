@@ -3,11 +3,15 @@ the application's writes while the table is scanned, rewritten or filled; proven
 clock, from what the migration ran (tests/lock_trace.py records it through the real
 ``alembic upgrade``): which statement ran in which transaction, the locks that transaction
 held, and what PostgreSQL said it did (``client_min_messages = debug1``). The same checks
-catch migrafix 0.1.0's form, which filled and scanned the table under its lock."""
+catch migrafix 0.1.0's form, which filled and scanned the table under its lock. So for a
+foreign key (scanned while writes go on) and for indexes and unique constraints (built while
+writes go on), each against what autogenerate writes alone."""
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +350,157 @@ def test_a_column_added_with_its_foreign_key_is_scanned_under_the_lock(
     [found] = trace.blocking_work("order")
     assert re.search(r"ADD FOREIGN KEY\(second_invoice_id\).*\[validating a foreign key of "
                      r"order\] under .*AccessExclusiveLock", found), found
+
+
+# --- indexes and unique constraints (concurrent-index, unique-constraint-add) --------------
+
+IX_V1 = """\
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+order = sa.Table(
+    "order", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("code", sa.String(20)),
+    sa.Column("quantity", sa.Integer),
+)
+"""
+# an index and a unique constraint on columns with values, and a new column beside them
+IX_V2 = IX_V1.replace(
+    'sa.Column("code", sa.String(20)),\n    sa.Column("quantity", sa.Integer),\n)',
+    'sa.Column("code", sa.String(20), unique=True),\n    sa.Column("quantity", sa.Integer),\n'
+    '    sa.Column("note", sa.String(50)),\n    sa.Index("ix_order_quantity", "quantity"),\n)')
+IX_SEED = ('INSERT INTO "order" (id, code, quantity) '
+           "SELECT g, 'c-' || g, g % 7 FROM generate_series(1, :rows) AS g")
+IX_ORIGINAL = 'SELECT id, code, quantity FROM "order" ORDER BY id'
+IX_NAMES = ("SELECT 'index', indexname FROM pg_indexes WHERE tablename = 'order' UNION ALL "
+            "SELECT 'constraint ' || contype::text, conname FROM pg_constraint "
+            "WHERE conrelid = '\"order\"'::regclass ORDER BY 1, 2")
+IX_BUILT = [("constraint p", "pk_order"), ("constraint u", "uq_order_code"),
+            ("index", "ix_order_quantity"), ("index", "pk_order"), ("index", "uq_order_code")]
+
+
+def with_codes(tmp_path: Path, url: str, hook: str | None = "default") -> AlembicProject:
+    """A project at revision 0001 (models IX_V1), ROWS orders, the recorder installed, models
+    IX_V2 written; ``hook`` None: autogenerate alone."""
+    project = AlembicProject(tmp_path, url) if hook else AlembicProject(tmp_path, url, hook=None)
+    lock_trace.install(project)
+    project.write_models(IX_V1)
+    project.revision("v1")
+    project.alembic("upgrade", "head")
+    project.execute(IX_SEED, {"rows": ROWS})
+    project.write_models(IX_V2)
+    return project
+
+
+def test_indexes_are_built_while_writes_go_on(tmp_path: Path, pg_url: str) -> None:
+    """The index and the unique constraint's index are built CONCURRENTLY, each in autocommit
+    (SHARE UPDATE EXCLUSIVE: writes go on); the constraint is then added USING its index,
+    which builds nothing. Through upgrade, downgrade and upgrade again."""
+    project = with_codes(tmp_path, pg_url)
+    original = project.rows(IX_ORIGINAL)
+    files = project.revision("v2")
+    assert [f.name[:10] for f in files] == ["0002_post_", "0002_v2.py"]
+
+    trace = lock_trace.upgrade(project)
+
+    assert trace.blocking_work("order") == [], trace
+    builds = [s for s in trace.statements if s.scans("order")]
+    assert [re.sub(r" ON .*", "", " ".join(s.sql.split())) for s in builds] == [
+        "CREATE UNIQUE INDEX CONCURRENTLY uq_order_code",
+        "CREATE INDEX CONCURRENTLY ix_order_quantity"], trace
+    for build in builds:
+        assert build.autocommit and build.scans("order") == ["building index order"], build
+    [attach] = trace.matching(r'^ALTER TABLE "order" ADD CONSTRAINT uq_order_code UNIQUE '
+                              r"USING INDEX uq_order_code$")
+    assert attach.autocommit and attach.scans("order") == []
+    assert project.rows(IX_NAMES) == IX_BUILT
+    assert project.rows(IX_ORIGINAL) == original and diffs(project) == []
+
+    trace = lock_trace.upgrade(project, "0001", command="downgrade")
+    assert trace.blocking_work("order") == [], trace
+    assert project.rows(IX_ORIGINAL) == original
+    assert project.rows(IX_NAMES) == [("constraint p", "pk_order"), ("index", "pk_order")]
+
+    trace = lock_trace.upgrade(project)
+    assert trace.blocking_work("order") == [], trace
+    assert project.rows(IX_NAMES) == IX_BUILT
+    assert project.rows(IX_ORIGINAL) == original and diffs(project) == []
+
+
+def test_failed_unique_build_leaves_the_revision_and_the_rerun_finishes(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Two orders of one code: the unique build fails, the database stays at 0002 with an
+    INVALID index of the constraint's name; dropped, the rows fixed, `alembic upgrade head`
+    adds the constraint (what the comment above the block says to do)."""
+    project = with_codes(tmp_path, pg_url)
+    project.execute("UPDATE \"order\" SET code = 'c-1' WHERE id = 2")
+    project.revision("v2")
+
+    failed = project.alembic("upgrade", "head", check=False)
+
+    assert failed.returncode != 0 and "uq_order_code" in failed.stderr
+    assert project.rows("SELECT version_num FROM alembic_version") == [("0002",)]
+    assert project.rows("SELECT indisvalid FROM pg_index "
+                        "WHERE indexrelid = 'uq_order_code'::regclass") == [(False,)]
+    with project.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("DROP INDEX CONCURRENTLY uq_order_code"))
+    project.execute("UPDATE \"order\" SET code = 'c-2' WHERE id = 2")
+    project.alembic("upgrade", "head")
+    assert project.rows(IX_NAMES) == IX_BUILT and diffs(project) == []
+
+
+def test_the_trace_sees_autogenerate_build_under_the_lock(tmp_path: Path, pg_url: str) -> None:
+    """The proof can fail: autogenerate's create_index and create_unique_constraint build
+    their indexes in the migration's transaction, under SHARE and ACCESS EXCLUSIVE."""
+    project = with_codes(tmp_path, pg_url, hook=None)
+    project.revision("v2")
+
+    trace = lock_trace.upgrade(project)
+
+    found = trace.blocking_work("order")
+    assert len(found) == 2, trace
+    # both in the one transaction, which holds both locks
+    assert any(re.search(r"ADD UNIQUE \(code\) \[building index order\] under "
+                         r"AccessExclusiveLock/ShareLock", line) for line in found), found
+    assert any(re.search(r"CREATE INDEX ix_order_quantity .*\[building index order\] under "
+                         r"AccessExclusiveLock/ShareLock", line) for line in found), found
+
+
+@pytest.mark.parametrize("statement", [
+    'CREATE UNIQUE INDEX CONCURRENTLY uq_order_price ON "order" (id, price)',
+    "DROP INDEX CONCURRENTLY ix_order_quantity",
+])
+def test_concurrent_index_statements_hold_the_documented_lock(
+    statement: str, tmp_path: Path, pg_url: str
+) -> None:
+    """CONCURRENTLY runs only in autocommit, where no probe of its own sees its locks. Here
+    another session's transaction, which read the table, makes it wait (it waits for such
+    transactions to end), and pg_locks shows what it holds meanwhile: SHARE UPDATE EXCLUSIVE
+    on the table, which stops no write."""
+    engine = sa.create_engine(pg_url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(V1_DDL + 'CREATE INDEX ix_order_quantity ON "order" (quantity)'))
+    ddl = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    pid = ddl.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    reader = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    reader.execute(sa.text('SELECT count(*) FROM "order"'))  # its snapshot and lock stay
+    runner = threading.Thread(target=ddl.execute, args=(sa.text(statement),))
+    runner.start()
+    try:
+        waiting = ("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid")
+        with engine.connect() as probe:
+            while probe.execute(sa.text(waiting), {"pid": pid}).scalar() != "Lock":
+                assert runner.is_alive(), "it ran through without waiting: nothing seen"
+                time.sleep(0.01)
+            held = {mode for mode, in probe.execute(sa.text(
+                "SELECT mode FROM pg_locks WHERE pid = :pid AND granted "
+                "AND relation = '\"order\"'::regclass"), {"pid": pid})}
+    finally:
+        reader.rollback()
+        runner.join(timeout=60)
+        reader.close()
+        ddl.close()
+    assert held == {lock_trace.documented_lock(statement)} == {"ShareUpdateExclusiveLock"}
+    assert not held & lock_trace.BLOCKS_WRITES

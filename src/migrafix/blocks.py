@@ -31,6 +31,7 @@ from migrafix.revision import derived
 __all__ = [
     "BATCHED_DIALECTS",
     "NOT_VALID_DIALECTS",
+    "UNIQUE_USING_INDEX_OPTIONS",
     "TableKey",
     "ValidatedLater",
     "add_not_valid",
@@ -40,6 +41,7 @@ __all__ = [
     "set_not_null_online",
     "table_locks",
     "take_locks_first",
+    "unique_using_index",
     "update_statement",
     "validate_constraint",
 ]
@@ -221,6 +223,47 @@ def add_not_valid(
                                                  add.condition, schema=add.schema, **add.kw))
         table, schema = add.table_name, add.schema
     return not_valid, validate_constraint(table, schema, str(add.constraint_name), dialect)
+
+
+# The options of a unique constraint the form below carries: to the index, or to the ALTER.
+_UNIQUE_INDEX_OPTIONS = frozenset({"postgresql_include", "postgresql_nulls_not_distinct"})
+UNIQUE_USING_INDEX_OPTIONS = _UNIQUE_INDEX_OPTIONS | {"deferrable", "initially"}
+
+
+def unique_using_index(
+    add: ops.CreateUniqueConstraintOp, dialect: Dialect
+) -> tuple[ops.CreateIndexOp, TableSQLOp]:
+    """``add`` (a named unique constraint, its options among ``UNIQUE_USING_INDEX_OPTIONS``)
+    as a unique index built CONCURRENTLY, then made the constraint: ``ALTER TABLE t ADD
+    CONSTRAINT c UNIQUE USING INDEX c`` (PostgreSQL).
+
+    ``ADD CONSTRAINT ... UNIQUE`` builds its index under ACCESS EXCLUSIVE: reads and writes
+    wait for the whole build. ``CREATE UNIQUE INDEX CONCURRENTLY`` takes SHARE UPDATE
+    EXCLUSIVE (reads and writes go on); it must run in an autocommit block, of a revision of
+    its own. The ALTER only attaches the built index, under ACCESS EXCLUSIVE for a moment: in a
+    transaction of its own after the block, where its lock is taken first under a lock
+    timeout (lock-timeout). The index takes the constraint's name, ``IF NOT EXISTS``: should
+    the ALTER fail (a lock not had), the rerun goes straight to it. A failed build (duplicate
+    rows) leaves an INVALID index, to drop before a rerun."""
+    name = add.constraint_name
+    assert isinstance(name, str)  # a conv (op.f) stays one
+    index = derived(add, ops.CreateIndexOp(
+        name, add.table_name, list(add.columns), schema=add.schema, unique=True,
+        if_not_exists=True,
+        **{key: value for key, value in add.kw.items() if key in _UNIQUE_INDEX_OPTIONS},
+        postgresql_concurrently=True))
+    preparer = dialect.identifier_preparer
+    target = preparer.format_table(sa.table(add.table_name, schema=add.schema))
+    quoted = preparer.quote(str(name))
+    timing = ""
+    if "deferrable" in add.kw:
+        timing += " DEFERRABLE" if add.kw["deferrable"] else " NOT DEFERRABLE"
+    if add.kw.get("initially"):
+        timing += f" INITIALLY {str(add.kw['initially']).upper()}"
+    attach = TableSQLOp(
+        f"ALTER TABLE {target} ADD CONSTRAINT {quoted} UNIQUE USING INDEX {quoted}{timing}",
+        table_name=add.table_name, schema=add.schema, lock="ACCESS EXCLUSIVE")
+    return index, attach
 
 
 # --- locks ------------------------------------------------------------------------------------

@@ -64,7 +64,9 @@ class Settings:
     # Rows per transaction when a computed backfill is written as batches (PostgreSQL, MySQL):
     # the field's usual figure (strong_migrations, Django's and GitLab's batched migrations).
     backfill_batch_size: int = 10_000
-    concurrent_indexes: ConcurrentIndexes = "explicit"
+    # "always": index ops on tables that exist before the revision are built and dropped
+    # CONCURRENTLY (PostgreSQL); "explicit": only those the model marks so.
+    concurrent_indexes: ConcurrentIndexes = "always"
     # How long a statement may wait for a lock on PostgreSQL: queries queue behind a waiting
     # ALTER, so this is how long the application may stall. Above deadlock_timeout (1 s by
     # default), after which PostgreSQL cancels an autovacuum in the way; below the 1.5 s the

@@ -14,10 +14,10 @@ some, a word among that call's arguments:
 ========================= ======================================================================
 rule                      what the code must contain for the rule to find anything
 ========================= ======================================================================
-concurrent-index          ``postgresql_concurrently`` (with ``concurrent_indexes = "always"``
-                          on PostgreSQL: any ``create_index``/``drop_index``); and whatever the
-                          settings, ``autocommit_block`` (the fixer's own report on what such a
-                          block commits)
+concurrent-index          ``postgresql_concurrently`` (with ``concurrent_indexes = "always"``,
+                          the default, on PostgreSQL: any ``create_index``/``drop_index``);
+                          and whatever the settings, ``autocommit_block`` (the fixer's own
+                          report on what such a block commits)
 not-null-add              an ``.add_column(...)`` whose arguments contain ``nullable`` and
                           ``False`` (only ``nullable is False`` columns are split) and no
                           ``server_default=`` keyword of its ``Column(...)`` (unless ``None``
@@ -34,6 +34,7 @@ unnamed-constraint        a create/drop of a constraint or index whose arguments
 validating-constraint-add on PostgreSQL only: a ``create_foreign_key`` or
                           ``create_check_constraint``; or an ``add_column(...)`` whose
                           arguments contain ``ForeignKey``
+unique-constraint-add     on PostgreSQL only: a ``create_unique_constraint``
 drop-add-rename           ``drop_column`` and ``add_column`` in one function (a rename is a
                           drop and an add in the same direction); with table renames asked
                           for, ``drop_table`` and ``create_table``
@@ -241,6 +242,13 @@ def _validating_constraint_add(code: _Code, options: Options) -> bool:
     return any(b"ForeignKey" in a for a in _calls(_ADD_COLUMN, code.code))
 
 
+_UNIQUE_ADD = _methods(["create_unique_constraint"])
+
+
+def _unique_constraint_add(code: _Code, options: Options) -> bool:
+    return options.dialect == "postgresql" and _UNIQUE_ADD.search(code.code) is not None
+
+
 def _drop_add_rename(code: _Code, options: Options) -> bool:
     for body in code.functions:
         if b"drop_column" in body and b"add_column" in body:
@@ -277,6 +285,7 @@ RULE_TESTS: Mapping[str, RuleTest] = {
     "not-null-add": _not_null_add,
     "unnamed-constraint": _unnamed_constraint,
     "validating-constraint-add": _validating_constraint_add,
+    "unique-constraint-add": _unique_constraint_add,
     "drop-add-rename": _drop_add_rename,
     "lock-timeout": _lock_timeout,
 }

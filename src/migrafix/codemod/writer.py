@@ -197,6 +197,8 @@ class FunctionWriter:
         if origin is not op and self._same_receiver(origin, receiver):
             edited = self._edited(op, origin, receiver)
             if edited is not None:
+                # its comments (Alembic's marker too) are the original's, copied
+                self.carried.add(id(origin_statement))
                 return [self._with_comments(edited, earlier)]
         rendered = list(self._rendered(op, batch, receiver))
         if not rendered:

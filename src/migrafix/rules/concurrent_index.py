@@ -6,7 +6,7 @@ import copy
 
 from alembic.operations import ops
 
-from migrafix.ops import AutocommitBlockOp
+from migrafix.ops import AutocommitBlockOp, CommentOp
 from migrafix.revision import Revision, Tree, derived, in_part
 from migrafix.rules.base import Example, Finding, Rule, RuleContext, table_label
 
@@ -26,11 +26,21 @@ SHARED_COMMENT = (
     "while alembic_version is not updated.",
 )
 
+IndexOp = ops.CreateIndexOp | ops.DropIndexOp
+
 
 class ConcurrentIndex(Rule):
     name = "concurrent-index"
-    summary = "An index is built or dropped CONCURRENTLY inside the migration's transaction."
+    summary = ("An index built or dropped on a table with rows stops writes; CONCURRENTLY "
+               "fails inside the migration's transaction.")
     why = (
+        "On PostgreSQL, `CREATE INDEX` holds a SHARE lock on its table until the migration "
+        "commits: every write waits for the whole build (measured with a busy client: 2.1 s "
+        "at 2M rows, growing with the table; 1 ms with `CREATE INDEX CONCURRENTLY`). `DROP "
+        "INDEX` takes ACCESS EXCLUSIVE: reads and writes queue behind it while it waits for "
+        "the queries already running. So an index created or dropped on a table that exists "
+        "before and after the revision is written `postgresql_concurrently=True`, as when the "
+        "model says so.\n\n"
         "PostgreSQL refuses `CREATE INDEX CONCURRENTLY` (and `DROP INDEX CONCURRENTLY`) inside "
         "a transaction block, and Alembic runs each migration in one. migrafix moves these "
         "ops into `with op.get_context().autocommit_block():`, creates after the table's other "
@@ -40,48 +50,84 @@ class ConcurrentIndex(Rule):
         "bumped, and the next `upgrade head` dies re-running it. So when a revision has other "
         "ops, the hook writes the concurrent drops and creates as revisions of their own, "
         "before and after it (`migrafix rewrite` writes them as files beside a revision that "
-        "has not run): a failed build leaves the database at a clean revision."
+        "has not run): a failed build leaves the database at a clean revision.\n\n"
+        "Where the revision cannot be split (`split_concurrent_revisions = false`; a file the "
+        "codemod cannot split, its note says why), an index op the model did not mark "
+        "concurrent is left as written, with a `[note]`, unless index ops are all the "
+        "revision does, upgrade and downgrade (nothing would be split off it then): an "
+        "autocommit block among other statements commits "
+        "them on its own, and a failure after it leaves them applied while `alembic_version` "
+        "is not updated; a plain build stops writes while it runs, but fails whole. A "
+        "revision that has run (`--naming database`) is history: its plain index ops are "
+        "reported as notes, never rewritten (an explicit `postgresql_concurrently=True` is "
+        "still moved: as written it cannot run). Indexes of tables the revision creates or "
+        "drops stay as written (the table is empty, or going).\n\n"
+        "MySQL and MariaDB: InnoDB builds and drops secondary indexes online by default "
+        "(`ALGORITHM=INPLACE, LOCK=NONE`: reads and writes go on), so their index ops are "
+        "left as written. SQLite: unchanged."
     )
     fix_safety = (
         "Some projects already run migrations on an AUTOCOMMIT connection or open their own "
         "transaction in env.py: silence this rule there (`ignore = [\"concurrent-index\"]`). "
-        "An explicit `postgresql_concurrently=True` is moved whatever database autogenerate "
-        "compared against; `autocommit_block()` is harmless on other databases."
+        "A concurrent build reads the table twice and takes longer; if it fails (a unique "
+        "index over duplicate rows, a cancelled build) it leaves an INVALID index, to drop "
+        "before upgrading again. An explicit `postgresql_concurrently=True` is moved whatever "
+        "database autogenerate compared against; `autocommit_block()` is harmless on other "
+        "databases."
     )
     options = (
-        "`concurrent_indexes = \"always\"` makes every index created or dropped on a table "
-        "that exists before and after the revision concurrent. "
-        "`split_concurrent_revisions = false` keeps everything in one revision."
+        "`concurrent_indexes = \"always\"` (the default) makes every index created or "
+        "dropped on a table that exists before and after the revision concurrent; "
+        "`concurrent_indexes = \"explicit\"` only those marked "
+        "`postgresql_concurrently=True`. `split_concurrent_revisions = false` keeps "
+        "everything in one revision. Silence with `# migrafix: ignore[concurrent-index]` on "
+        "the statement."
     )
 
     def apply(self, revision: Revision, context: RuleContext) -> None:
-        for tree in revision.trees():
-            self._move(tree, revision, context)
-
-    def _move(self, tree: Tree, revision: Revision, context: RuleContext) -> None:
         # An explicit postgresql_concurrently=True is honoured whatever database autogenerate
         # compared against (a project may autogenerate on SQLite and deploy on PostgreSQL);
         # autocommit_block() is harmless elsewhere. "always" adds the flag: PostgreSQL only.
         always = (context.settings.concurrent_indexes == "always"
                   and context.dialect_name == "postgresql")
+        found = {tree.direction: [op for _, op in tree.walk() if isinstance(op, IndexOp)]
+                 for tree in revision.trees()}
+        plain = {direction: [op for op in index_ops
+                             if always and not op.kw.get("postgresql_concurrently")
+                             and (op.schema, op.table_name) not in revision.transient_tables]
+                 for direction, index_ops in found.items()}
+        movable = {id(op) for index_ops in found.values() for op in index_ops
+                   if op.kw.get("postgresql_concurrently")}
+        movable |= {id(op) for index_ops in plain.values() for op in index_ops}
+        flag = any(plain.values()) and self._may_make_concurrent(revision, movable, context)
+        for tree in revision.trees():
+            if not flag:
+                for op in plain[tree.direction]:
+                    context.report(self._left_as_written(op, tree, context))
+            self._move(tree, found[tree.direction], plain[tree.direction] if flag else [],
+                       context)
+
+    def _move(
+        self, tree: Tree, found: list[IndexOp], plain: list[IndexOp], context: RuleContext
+    ) -> None:
+        """Moves ``found``'s concurrent ops, and ``plain`` with the flag added, into
+        autocommit blocks: drops first, creates last."""
+        flagged = {id(op) for op in plain}  # the flag is added to these
         creates: list[ops.MigrateOperation] = []
         drops: list[ops.MigrateOperation] = []
         moved: dict[int, list[ops.MigrateOperation]] = {}  # out of where they were
-        for _, op in tree.walk():
-            if not isinstance(op, (ops.CreateIndexOp, ops.DropIndexOp)):
+        for op in found:
+            if not (op.kw.get("postgresql_concurrently") or id(op) in flagged):
                 continue
             concurrent = op
-            if not op.kw.get("postgresql_concurrently"):
-                if not always or (op.schema, op.table_name) in revision.transient_tables:
-                    continue
+            if id(op) in flagged:
                 concurrent = derived(op, copy.copy(op))
                 concurrent.kw = {**op.kw, "postgresql_concurrently": True}
             moved[id(op)] = []
             (creates if isinstance(concurrent, ops.CreateIndexOp) else drops).append(concurrent)
-            verb = "create_index" if isinstance(concurrent, ops.CreateIndexOp) else "drop_index"
             context.report(Finding(self.name, tree.direction, table_label(concurrent),
-                f"{verb} {concurrent.index_name} CONCURRENTLY moved into an autocommit block",
-                fixed=True, op=concurrent))
+                f"{_verb(op)} {concurrent.index_name or '(unnamed)'} CONCURRENTLY moved into "
+                "an autocommit block", fixed=True, op=concurrent))
         tree.replace_all(moved)
         tree.top[:] = [op for op in tree.top
                        if not (isinstance(op, ops.ModifyTableOps) and not op.ops)]
@@ -95,10 +141,82 @@ class ConcurrentIndex(Rule):
                 creates, BUILD_COMMENT + shared, purpose="create indexes concurrently"),
                 tree.part_after_main()))
 
+    @staticmethod
+    def _may_make_concurrent(revision: Revision, movable: set[int], context: RuleContext) -> bool:
+        """Whether index ops without the flag may be made concurrent (``movable``: the ids of
+        the index ops that would be moved): never in a revision that has run (it is history);
+        where the revision cannot be split, only when index ops are all it does, so that their
+        autocommit blocks commit nothing else (a plain build stops writes, but fails whole and
+        leaves alembic_version right). Such a revision is not split either: its form is the
+        same both ways, and a later run that can split finds nothing left to split off."""
+        if context.released:
+            return False
+        if context.separate_revisions:
+            return True
+        return all(id(op) in movable or isinstance(op, CommentOp)
+                   for tree in revision.trees() for _, op in tree.walk())
+
+    def _left_as_written(self, op: IndexOp, tree: Tree, context: RuleContext) -> Finding:
+        table = table_label(op)
+        what = f"{_verb(op)} {op.index_name or '(unnamed)'}"
+        if isinstance(op, ops.CreateIndexOp):
+            what += f" builds the index under a SHARE lock that stops writes to {table}"
+        else:
+            what += f" takes an ACCESS EXCLUSIVE lock on {table}, which stops reads and writes"
+        if context.released:
+            return Finding(self.name, tree.direction, table,
+                f"{what}; the revision has run, so it stays as written",
+                fixed=False, note=True, op=op)
+        return Finding(self.name, tree.direction, table,
+            f"{what}; left as written, since in one revision its autocommit block would "
+            "commit the other statements on its own", fixed=False, note=True, op=op,
+            hint=("migrafix's autogenerate hook makes it concurrent in a revision of its own; "
+                  "split it so by hand on a large table"))
+
+
+def _verb(op: ops.MigrateOperation) -> str:
+    return "create_index" if isinstance(op, ops.CreateIndexOp) else "drop_index"
+
 
 ConcurrentIndex.examples = (
     Example(
-        title="a concurrent index on a new column",
+        title="an index on a table that has rows",
+        dialect="postgresql",
+        settings={"ignore": ["lock-timeout"]},
+        before="""
+            metadata = sa.MetaData()
+            event = sa.Table(
+                "event", metadata,
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("kind", sa.String(20)),
+            )
+        """,
+        after="""
+            metadata = sa.MetaData()
+            event = sa.Table(
+                "event", metadata,
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("kind", sa.String(20)),
+                sa.Index("ix_event_kind", "kind"),
+            )
+        """,
+        autogenerated_upgrade=r"""
+            op.create_index('ix_event_kind', 'event', ['kind'], unique=False)
+        """,
+        fixed_upgrade=r"""
+            # migrafix: CONCURRENTLY runs outside a transaction. If a build fails, drop the INVALID
+            # index it leaves, fix the cause, and upgrade again.
+            with op.get_context().autocommit_block():
+                op.create_index('ix_event_kind', 'event', ['kind'], unique=False, postgresql_concurrently=True)
+        """,
+        fixed_downgrade=r"""
+            # migrafix: CONCURRENTLY runs outside a transaction.
+            with op.get_context().autocommit_block():
+                op.drop_index('ix_event_kind', table_name='event', postgresql_concurrently=True)
+        """,
+    ),
+    Example(
+        title="an index the model marks concurrent, on a new column",
         dialect="postgresql",
         settings={"ignore": ["lock-timeout"]},
         before="""
