@@ -418,7 +418,7 @@ def test_project_convention_first_migrafix_default_for_the_rest(
     # the foreign key is validated, the unique constraint's index built, in 0002_post
     [post, _] = project.revision("v2")
     assert "op.create_index(op.f('uq_parcel_code'), 'parcel', ['code'], unique=True, " \
-        "postgresql_concurrently=True)" in body_lines(revision_text(post))
+        "postgresql_concurrently=True, if_not_exists=True)" in body_lines(revision_text(post))
     project.alembic("upgrade", "head")
 
     inspector = sa.inspect(project.engine)
