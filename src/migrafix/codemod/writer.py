@@ -26,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 
 from migrafix.codemod.reader import OpaqueOp, ReadFunction
 from migrafix.engine import HiddenOp
-from migrafix.ops import AutocommitBlockOp, BackfillOp, CommentOp, wrap_comment
+from migrafix.ops import AutocommitBlockOp, BackfillOp, CommentOp, TakeLocksOp, wrap_comment
 from migrafix.revision import every_op, origin_of
 from migrafix.rules.unnamed_constraint import NameLookup, same_item
 
@@ -265,10 +265,15 @@ class FunctionWriter:
         self.style.imports |= set(context.imports)
         if f"{self.style.sa_name}." in code:
             self.style.imports.add(f"import sqlalchemy as {self.style.sa_name}")
-        import black  # a tenth of a second to import: only once something is rendered
+        if isinstance(op, TakeLocksOp):
+            # Rendered as black >= 25 writes it; black 24 would split the call around its SQL,
+            # so the same file would come out two ways.
+            formatted = code + "\n"
+        else:
+            import black  # a tenth of a second to import: only once something is rendered
 
-        mode = black.Mode(string_normalization=self.style.double_quotes)
-        formatted = black.format_str(code + "\n", mode=mode)
+            mode = black.Mode(string_normalization=self.style.double_quotes)
+            formatted = black.format_str(code + "\n", mode=mode)
         module = cst.parse_module(formatted)
         body = list(module.body)
         header = [line for line in module.header if line.comment is not None]
