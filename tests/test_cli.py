@@ -1233,6 +1233,32 @@ def test_naming_auto_in_a_repository_git_cannot_read(
     assert all(named_by_the_database(p) for p in (repo / V).glob("*.py"))
 
 
+@pytest.mark.parametrize("configured", ["core.worktree", "include.path"])
+def test_naming_auto_where_the_configuration_may_move_the_work_tree(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory, configured: str
+) -> None:
+    """A plain ``.git`` folder is listed without asking git for its top level; a configuration
+    that sets (or may set) the work tree elsewhere is asked, and its answer taken: a work tree
+    elsewhere, or (set in an included file, which git's discovery does not read) the same."""
+    elsewhere = tmp_path_factory.mktemp("work-tree")
+    if configured == "core.worktree":
+        git(repo, "config", "core.worktree", str(elsewhere))
+    else:
+        included = put(elsewhere / "extra.gitconfig",
+                       f"[core]\n\tworktree = {elsewhere}\n")
+        git(repo, "config", "include.path", str(included))
+    toplevel = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repo / V,
+                              check=True, capture_output=True, text=True).stdout.strip()
+    resolved = Project({}).resolve(repo / V / "a1_old.py")
+    assert resolved.options.naming == "database"
+    if configured == "core.worktree":
+        assert toplevel == str(elsewhere.resolve())
+        assert resolved.status_unknown == f"outside its git work tree {toplevel}"
+    else:
+        assert toplevel == str(repo.resolve()) and resolved.status_unknown is None
+        assert Project({}).resolve(repo / V / "c3_new.py").options.naming == "convention"
+
+
 def test_naming_auto_lists_what_the_run_asks_about_and_more_when_asked(
     repo: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import importlib
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -319,11 +320,12 @@ class _Git:
     """What git says of a file: committed (True), new to git (False), or why it cannot say.
 
     A folder's repository is found by looking for ``.git`` in it and above it, once per
-    folder: outside a checkout no git runs at all. Then, per repository, one ``git rev-parse``
-    (its top level and HEAD) and one ``git ls-tree`` listing HEAD's files in the folders the
-    run will ask about (``expect``: pre-commit names a few files of what may be a large
-    repository); and only for a folder holding a file HEAD does not have, one
-    ``git ls-files`` telling a new file (untracked or staged) from one git ignores.
+    folder: outside a checkout no git runs at all. Then, per repository, one ``git ls-tree``
+    listing HEAD's files in the folders the run will ask about (``expect``: pre-commit names
+    a few files of what may be a large repository), after a ``git rev-parse`` (its top level
+    and HEAD) unless nothing can put its work tree elsewhere (``_Repository.plain``); and
+    only for a folder holding a file HEAD does not have, one ``git ls-files`` telling a new
+    file (untracked or staged) from one git ignores.
     """
 
     def __init__(self, released_in: str = "HEAD") -> None:
@@ -361,13 +363,19 @@ class _Git:
             return NOT_IN_GIT
         repository = self._repositories.get(root)
         if repository is None:
-            repository = self._repositories[root] = _Repository.read(root, self.released_in)
+            repository = self._repositories[root] = (
+                _Repository.plain(root, self.released_in)
+                or _Repository.read(root, self.released_in))
         if isinstance(repository, str):
             return repository
         relative = repository.relative(folder)
         if relative is None:  # a work tree elsewhere (core.worktree): git does not have it
             return f"outside its git work tree {repository.toplevel}"
         failure = repository.list(relative, self._expected)
+        if failure is not None and repository.assumed:
+            # No commit yet, a broken repository, one another user owns: rev-parse says which.
+            self._repositories[root] = _Repository.read(root, self.released_in)
+            return self._place(folder)
         if failure is not None:
             return failure
         return repository, "" if relative == "." else f"{relative}/"
@@ -402,12 +410,33 @@ class _Git:
 class _Repository:
     """A repository's top level, and the files of its HEAD commit in the folders listed."""
 
-    def __init__(self, toplevel: Path, head: str | None) -> None:
+    def __init__(self, toplevel: Path, head: str | None, assumed: bool = False) -> None:
         self.toplevel = toplevel
         self.head = head  # None: no commit yet, nothing released
+        self.assumed = assumed  # toplevel and head not asked of git (plain)
         self.committed: set[str] = set()  # paths relative to ``toplevel``
         self._listed: set[str] = set()  # folders whose files (all below) are in ``committed``
         self._failure: str | None = None
+
+    @staticmethod
+    def plain(root: Path, released_in: str) -> _Repository | None:
+        """The repository of ``root`` without asking git, when nothing in its configuration
+        can put its work tree anywhere but ``root``: a ``.git`` folder (not a worktree's
+        file) whose config sets no work tree, bareness or include. HEAD is then listed as it
+        is; should that fail, ``read`` asks git why. One git process fewer per repository."""
+        if released_in != "HEAD":
+            return None
+        git_folder = root / ".git"
+        try:
+            with open(git_folder / "config", "rb") as config:
+                text = config.read().lower()
+        except OSError:  # a worktree's .git file, an unreadable folder
+            return None
+        if b"worktree" in text or b"include" in text or any(
+                value not in (b"false", b"no", b"off", b"0")
+                for value in re.findall(rb"^\s*bare\b\s*=?\s*(\S*)", text, re.MULTILINE)):
+            return None
+        return _Repository(root, "HEAD", assumed=True)
 
     @staticmethod
     def read(root: Path, released_in: str = "HEAD") -> _Repository | str:
@@ -480,25 +509,63 @@ class _GitError(Exception):
 
 def _run_git(arguments: list[str], folder: Path, accept: tuple[int, ...] = (0,)) -> str:
     """git's standard output; ``_GitError`` saying why there is none."""
-    import subprocess  # only in a git checkout
-
     try:
-        completed = subprocess.run(
-            ["git", *arguments],
-            cwd=folder,
-            env=_git_env(),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="surrogateescape",
-            check=False,
-        )
+        code, out, err = _spawn(["git", "-C", str(folder), *arguments], _git_env())
     except FileNotFoundError:
         raise _GitError(NO_GIT) from None
     except OSError as exc:
         raise _GitError(f"git cannot run: {exc.strerror or exc}") from None
-    if completed.returncode not in accept:
-        raise _GitError(f"git failed: {_first_line(completed.stderr)}")
-    return completed.stdout
+    if code not in accept:
+        raise _GitError(f"git failed: {_first_line(err.decode('utf-8', 'replace'))}")
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """``argv``'s exit code, standard output and standard error. Where there is
+    ``posix_spawnp``, without subprocess: importing it (and the threading it imports) is a
+    fiftieth of a warm check of a large history, and its fork costs more."""
+    if not hasattr(os, "posix_spawnp"):
+        import subprocess
+
+        done = subprocess.run(argv, env=env, capture_output=True, check=False)
+        return done.returncode, done.stdout, done.stderr
+    import select
+
+    out_read, out_write = os.pipe()  # not inherited: only the ends dup2 gives the child
+    err_read, err_write = os.pipe()
+    try:
+        pid = os.posix_spawnp(argv[0], argv, env, file_actions=[
+            (os.POSIX_SPAWN_DUP2, out_write, 1), (os.POSIX_SPAWN_DUP2, err_write, 2)])
+    except OSError:
+        os.close(out_read)
+        os.close(err_read)
+        raise
+    finally:
+        os.close(out_write)
+        os.close(err_write)
+    # Both pipes read as they fill: git waiting on a full one while this reads the other
+    # would wait forever.
+    chunks: dict[int, list[bytes]] = {out_read: [], err_read: []}
+    poller = select.poll()
+    for fd in chunks:
+        poller.register(fd, select.POLLIN)
+    open_ends = len(chunks)
+    try:
+        while open_ends:
+            for fd, _ in poller.poll():
+                data = os.read(fd, 1 << 16)
+                if data:
+                    chunks[fd].append(data)
+                else:
+                    poller.unregister(fd)
+                    open_ends -= 1
+    finally:
+        os.close(out_read)
+        os.close(err_read)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks[out_read]), \
+        b"".join(chunks[err_read])
+
+
 def _first_line(text: str) -> str:
     return text.strip().partition("\n")[0] or "git failed"
