@@ -453,6 +453,57 @@ def test_failed_unique_build_leaves_the_revision_and_the_rerun_finishes(
     assert project.rows(IX_NAMES) == IX_BUILT and diffs(project) == []
 
 
+# two indexes on existing columns, built in one autocommit block of 0002_post (0002 adds a
+# column)
+IX_TWO = IX_V1.replace(
+    '    sa.Column("quantity", sa.Integer),\n)',
+    '    sa.Column("quantity", sa.Integer),\n    sa.Column("note", sa.String(50)),\n'
+    '    sa.Index("ix_order_quantity", "quantity"),\n'
+    '    sa.Index("ux_order_code", "code", unique=True),\n)')
+
+
+def test_a_block_of_builds_is_rerun_past_those_built_and_stops_at_an_invalid_one(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The second build of the block fails (duplicate codes): the first index is built, the
+    second INVALID, the database at 0002. Rerun as it is, the upgrade stops at the INVALID
+    index and says to drop it (IF NOT EXISTS alone would skip it and end with an index no
+    query uses); dropped, the rows fixed, the rerun skips the built index (it would stop at
+    "already exists" without IF NOT EXISTS) and builds the other."""
+    project = AlembicProject(tmp_path, pg_url)
+    project.write_models(IX_V1)
+    project.revision("v1")
+    project.alembic("upgrade", "head")
+    project.execute(IX_SEED, {"rows": ROWS})
+    project.execute("UPDATE \"order\" SET code = 'c-1' WHERE id = 2")
+    project.write_models(IX_TWO)
+    files = project.revision("v2")
+    assert [f.name[:10] for f in files] == ["0002_post_", "0002_v2.py"]
+    validity = ("SELECT indexrelid::regclass::text, indisvalid FROM pg_index "
+                "WHERE indrelid = '\"order\"'::regclass AND NOT indisprimary ORDER BY 1")
+
+    failed = project.alembic("upgrade", "head", check=False)
+
+    assert failed.returncode != 0 and "ux_order_code" in failed.stderr
+    assert project.rows("SELECT version_num FROM alembic_version") == [("0002",)]
+    assert project.rows(validity) == [("ix_order_quantity", True), ("ux_order_code", False)]
+
+    again = project.alembic("upgrade", "head", check=False)
+
+    assert again.returncode != 0
+    assert ("index ux_order_code is INVALID, left by a failed build: drop it (DROP INDEX "
+            "CONCURRENTLY), fix the cause, and run alembic upgrade head again") in again.stderr
+    assert project.rows("SELECT version_num FROM alembic_version") == [("0002",)]
+
+    with project.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("DROP INDEX CONCURRENTLY ux_order_code"))
+    project.execute("UPDATE \"order\" SET code = 'c-2' WHERE id = 2")
+    project.alembic("upgrade", "head")
+    assert project.rows("SELECT version_num FROM alembic_version") == [("0002_post",)]
+    assert project.rows(validity) == [("ix_order_quantity", True), ("ux_order_code", True)]
+    assert diffs(project) == []
+
+
 def test_the_trace_sees_autogenerate_build_under_the_lock(tmp_path: Path, pg_url: str) -> None:
     """The proof can fail: autogenerate's create_index and create_unique_constraint build
     their indexes in the migration's transaction, under SHARE and ACCESS EXCLUSIVE."""

@@ -7,6 +7,7 @@ client on a populated table is measured by tests/benchmark_locks.py.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from migrafix.ops import (
     BatchedBackfillOp,
     LockMode,
     NotValidCheckOp,
+    RefuseInvalidIndexesOp,
     TableSQLOp,
     TakeLocksOp,
     UndoOnFailureOp,
@@ -37,6 +39,8 @@ __all__ = [
     "add_not_valid",
     "batched_backfill",
     "check_name",
+    "concurrent_builds",
+    "concurrent_drops",
     "covers",
     "set_not_null_online",
     "table_locks",
@@ -223,6 +227,60 @@ def add_not_valid(
                                                  add.condition, schema=add.schema, **add.kw))
         table, schema = add.table_name, add.schema
     return not_valid, validate_constraint(table, schema, str(add.constraint_name), dialect)
+
+
+def concurrent_builds(
+    creates: Sequence[ops.CreateIndexOp], dialect: Dialect
+) -> list[ops.MigrateOperation]:
+    """``creates`` (``postgresql_concurrently=True``) as the body of an autocommit block that
+    a rerun finishes, on PostgreSQL. A build that fails (a cancelled or killed build, a unique
+    index over duplicate rows) leaves its index INVALID and the revision not applied, with the
+    builds before it done. So each build is ``IF NOT EXISTS``: the rerun skips the indexes
+    already built rather than stopping at the first ("already exists"). It would skip the
+    INVALID one too, and the upgrade would end with an index no query uses: the block first
+    stops while one of its indexes is INVALID, saying to drop it. A block of one build needs
+    neither: its rerun stops at the INVALID index ("already exists") until it is dropped, as
+    the block's comment says."""
+    named = [create for create in creates if create.index_name is not None]
+    if len(named) < 2:  # IF NOT EXISTS needs a name
+        return list(creates)
+    preparer = dialect.identifier_preparer
+    quoted = [preparer.format_table(sa.table(str(create.index_name), schema=create.schema))
+              for create in named]
+    lookups = ", ".join(f"to_regclass('{name.replace(chr(39), chr(39) * 2)}')"
+                        for name in quoted)
+    sql = "\n".join([
+        "DO $$ DECLARE invalid text; BEGIN",
+        "    SELECT string_agg(indexrelid::regclass::text, ', ') INTO invalid FROM pg_index",
+        f"        WHERE NOT indisvalid AND indexrelid IN ({lookups});",
+        "    IF invalid IS NOT NULL THEN",
+        "        RAISE EXCEPTION 'index % is INVALID, left by a failed build: drop it (DROP INDEX "
+        "CONCURRENTLY), fix the cause, and run alembic upgrade head again', invalid;",
+        "    END IF;",
+        "END $$",
+    ])
+    rerunnable: list[ops.MigrateOperation] = [RefuseInvalidIndexesOp(sql, quoted)]
+    for create in creates:
+        if create.index_name is not None:
+            create = derived(create, copy.copy(create))
+            create.if_not_exists = True
+        rerunnable.append(create)
+    return rerunnable
+
+
+def concurrent_drops(drops: Sequence[ops.DropIndexOp]) -> list[ops.MigrateOperation]:
+    """``drops`` (``postgresql_concurrently=True``) for an autocommit block that a rerun
+    finishes, on PostgreSQL: each ``IF EXISTS``, so that the rerun after a failed drop skips
+    those already dropped (the failed one stays, INVALID, until dropped again). A block of
+    one drop is rerun as it is."""
+    if len(drops) < 2:
+        return list(drops)
+    rerunnable: list[ops.MigrateOperation] = []
+    for drop in drops:
+        drop = derived(drop, copy.copy(drop))
+        drop.if_exists = True
+        rerunnable.append(drop)
+    return rerunnable
 
 
 # The options of a unique constraint the form below carries: to the index, or to the ALTER.

@@ -23,6 +23,7 @@ __all__ = [
     "CommentOp",
     "LockMode",
     "NotValidCheckOp",
+    "RefuseInvalidIndexesOp",
     "TableSQLOp",
     "TakeLocksOp",
     "UndoOnFailureOp",
@@ -155,6 +156,9 @@ class TakeLocksOp(ops.MigrateOperation):
     """
 
     ops: Sequence[ops.MigrateOperation] = ()  # no diff for `alembic check`
+    # Written by the codemod as rendered, not through black: black 24 splits the call around
+    # its SQL where later versions do not, and the same file would come out two ways.
+    rendered_as_is = True
 
     def __init__(self, sql: str, tables: Sequence[str], comment: Sequence[str] = ()) -> None:
         self.sql = sql
@@ -163,6 +167,25 @@ class TakeLocksOp(ops.MigrateOperation):
 
     def __repr__(self) -> str:
         return f"TakeLocksOp({self.tables!r})"
+
+
+class RefuseInvalidIndexesOp(ops.MigrateOperation):
+    """Stops the upgrade when an index it builds was left INVALID by an earlier failed build
+    (``sql``: a PostgreSQL ``DO`` block, blocks.concurrent_builds): the builds are ``IF NOT
+    EXISTS``, so that a rerun skips those already built, and would skip that one too.
+
+    Rendered as plain Alembic code, run only on PostgreSQL.
+    """
+
+    ops: Sequence[ops.MigrateOperation] = ()  # no diff for `alembic check`
+    rendered_as_is = True  # see TakeLocksOp
+
+    def __init__(self, sql: str, indexes: Sequence[str]) -> None:
+        self.sql = sql
+        self.indexes = tuple(indexes)
+
+    def __repr__(self) -> str:
+        return f"RefuseInvalidIndexesOp({self.indexes!r})"
 
 
 class AutocommitBlockOp(ops.MigrateOperation):
@@ -268,6 +291,21 @@ def _render_take_locks(
         "raise CommandError(str(error.orig).splitlines()[0]) from None",
         None,
         "",
+    ]
+
+
+@renderers.dispatch_for(RefuseInvalidIndexesOp)
+def _render_refuse_invalid_indexes(
+    autogen_context: AutogenContext, op: RefuseInvalidIndexesOp
+) -> list[str | None]:
+    op_ = autogen_context.opts.get("alembic_module_prefix") or "op."
+    first, *rest = op.sql.splitlines()
+    return [
+        f'if {op_}get_context().dialect.name == "postgresql":',
+        f'{op_}execute("""{first}',
+        *rest[:-1],
+        f'{rest[-1]}""")',
+        None,
     ]
 
 

@@ -26,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 
 from migrafix.codemod.reader import OpaqueOp, ReadFunction
 from migrafix.engine import HiddenOp
-from migrafix.ops import AutocommitBlockOp, BackfillOp, CommentOp, TakeLocksOp, wrap_comment
+from migrafix.ops import AutocommitBlockOp, BackfillOp, CommentOp, wrap_comment
 from migrafix.revision import every_op, origin_of
 from migrafix.rules.unnamed_constraint import NameLookup, same_item
 
@@ -163,7 +163,7 @@ class FunctionWriter:
                 self._adopt_comments_of(group)
         inner: list[cst.BaseStatement] = []
         for op in block.ops:
-            inner += self._leaf(op, receiver=self.style.op_name)
+            inner += self._leaf(op, receiver=self.style.op_name, nested=True)
         inner = _without_markers(inner, self.markers)
         self.pending_comments += wrap_comment(block.comment)
         if isinstance(original, cst.With):
@@ -179,7 +179,8 @@ class FunctionWriter:
     # --- one op ---------------------------------------------------------------------------
 
     def _leaf(
-        self, op: ops.MigrateOperation, *, receiver: str, batch: bool = False
+        self, op: ops.MigrateOperation, *, receiver: str, batch: bool = False,
+        nested: bool = False,
     ) -> list[cst.BaseStatement]:
         if isinstance(op, CommentOp):
             if not op.advisory:
@@ -200,7 +201,7 @@ class FunctionWriter:
                 # its comments (Alembic's marker too) are the original's, copied
                 self.carried.add(id(origin_statement))
                 return [self._with_comments(edited, earlier)]
-        rendered = list(self._rendered(op, batch, receiver))
+        rendered = list(self._rendered(op, batch, receiver, nested or batch))
         if not rendered:
             self.pending_lines = [*earlier, *self.pending_lines]
             return []
@@ -251,7 +252,7 @@ class FunctionWriter:
         return cst.parse_statement(formatted)
 
     def _rendered(
-        self, op: ops.MigrateOperation, batch: bool, receiver: str
+        self, op: ops.MigrateOperation, batch: bool, receiver: str, nested: bool = False
     ) -> Sequence[cst.BaseStatement]:
         context = self._context()
         if batch:
@@ -259,15 +260,17 @@ class FunctionWriter:
                 lines = render_op(context, op)
         else:
             lines = render_op(context, op)
-        code = _indented(lines)
+        # Rendered where it goes (``nested``: in a block's body): libcst indents the code,
+        # not the lines of a string the code spans (an SQL text rendered as is).
+        as_is = getattr(op, "rendered_as_is", False)
+        wrapped = as_is and nested
+        code = _indented(["if True:", *lines] if wrapped else lines)
         if batch and receiver != "batch_op":
             code = code.replace("batch_op.", f"{receiver}.")
         self.style.imports |= set(context.imports)
         if f"{self.style.sa_name}." in code:
             self.style.imports.add(f"import sqlalchemy as {self.style.sa_name}")
-        if isinstance(op, TakeLocksOp):
-            # Rendered as black >= 25 writes it; black 24 would split the call around its SQL,
-            # so the same file would come out two ways.
+        if as_is:  # already as black >= 25 writes it
             formatted = code + "\n"
         else:
             import black  # a tenth of a second to import: only once something is rendered
@@ -275,7 +278,10 @@ class FunctionWriter:
             mode = black.Mode(string_normalization=self.style.double_quotes)
             formatted = black.format_str(code + "\n", mode=mode)
         module = cst.parse_module(formatted)
-        body = list(module.body)
+        body: list[cst.BaseStatement] = list(module.body)
+        if wrapped:
+            assert isinstance(body[0], cst.If) and isinstance(body[0].body, cst.IndentedBlock)
+            body = list(body[0].body.body)
         header = [line for line in module.header if line.comment is not None]
         if header and body:  # a comment the code opens with: libcst holds it as the header
             body[0] = body[0].with_changes(
@@ -523,6 +529,8 @@ def _edit_call(
         new_call = _set_name_argument(new_call, name)
     added = {k: v for k, v in getattr(op, "kw", {}).items()
              if k not in getattr(origin, "kw", {})}
+    added |= {k: True for k in ("if_not_exists", "if_exists")  # blocks.concurrent_builds
+              if getattr(op, k, None) and not getattr(origin, k, None)}
     for keyword, value in added.items():
         new_call = _append_keyword(new_call, keyword, cst.parse_expression(repr(value)))
     return new_call if new_call is not call else None
