@@ -100,6 +100,61 @@ def test_explicit_keeps_the_index_ops_the_model_does_not_mark(
     assert "op.create_index('ix_event_code', 'event', ['code'], unique=False)" in text
 
 
+# env.py of a project that opens the migrations' transaction itself (as arize-phoenix does)
+ALEMBIC_MANAGES = """\
+        context.configure(connection=connection, **OPTIONS)
+        with context.begin_transaction():
+            context.run_migrations()
+"""
+ITS_OWN = """\
+        with connection.begin():
+            context.configure(connection=connection, **OPTIONS)
+            context.run_migrations()
+"""
+EVENT_V3 = EVENT_V2.replace('sa.Column("code", sa.String(20)),',
+                            'sa.Column("code", sa.String(20), unique=True),', 1)
+
+
+@pytest.mark.postgres
+def test_an_env_py_with_a_transaction_of_its_own_gets_revisions_it_can_run(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Alembic's autocommit_block() cannot end a transaction env.py opened: a revision with
+    one fails there (the negative control). The hook sees that transaction, says so, and
+    writes the index and the unique constraint in the migration's transaction, one revision,
+    which upgrades and downgrades."""
+    project = AlembicProject(tmp_path, pg_url)
+    env = project.root / "env.py"
+    assert ALEMBIC_MANAGES in env.read_text()
+    project.write_models(EVENT_V1)
+    project.revision("v1")
+    project.alembic("upgrade", "head")
+    project.execute("INSERT INTO event (id, kind, code) VALUES (1, 'a', 'x'), (2, 'b', 'y')")
+    project.write_models(EVENT_V2)
+    written_by_default = project.revision("v2")  # Alembic manages the transaction here
+    assert len(written_by_default) == 3
+    env.write_text(env.read_text().replace(ALEMBIC_MANAGES, ITS_OWN))
+
+    failed = project.alembic("upgrade", "head", check=False)
+
+    assert failed.returncode != 0 and ", in autocommit_block\n" in failed.stderr
+    for path in written_by_default:
+        path.unlink()
+    project.write_models(EVENT_V3)
+    files = {p.name: p.read_text() for p in project.revision("v2", rev_id="0003")}
+
+    assert "env.py runs the migrations in a transaction of its own" in project.last.stderr
+    assert sorted(files) == ["0003_v2.py"]
+    text = files["0003_v2.py"]
+    assert "autocommit_block" not in text and "postgresql_concurrently" not in text
+    assert "op.create_unique_constraint(op.f('uq_event_code'), 'event', ['code'])" in text
+    for _ in range(2):
+        project.alembic("upgrade", "head")
+        assert project.rows("SELECT id, code FROM event ORDER BY id") == [(1, "x"), (2, "y")]
+        assert project.diffs() == []
+        project.alembic("downgrade", "0001")
+
+
 @pytest.mark.postgres
 def test_backfill_from_sql_expression(tmp_path: Path, pg_url: str) -> None:
     """info={"backfill": sa.text(...)} is SQL, written as is into the UPDATEs. It reads a

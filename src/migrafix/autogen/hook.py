@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -57,6 +58,8 @@ class Hook:
         directives: list[ops.MigrationScript],
     ) -> None:
         settings = self.settings_for(context)
+        if getattr(context, "_in_external_transaction", False):
+            settings = _without_autocommit_work(settings)
         # `alembic check` reads only the last script generated: split, it would list only the
         # concurrent indexes as pending.
         split = settings.split_concurrent_revisions and not _is_check_command(context)
@@ -91,6 +94,28 @@ class Hook:
         settings = settings.merged(self.code_settings, "migrafix.hook()")
         x_args = getattr(getattr(config, "cmd_opts", None), "x", None) or []
         return settings.merged(x_arguments_to_raw(x_args), "alembic -x")
+
+
+# The rules whose forms need an autocommit block: a concurrent build, a VALIDATE or a batch
+# that commits on its own.
+AUTOCOMMIT_RULES = ("concurrent-index", "unique-constraint-add", "validating-constraint-add")
+
+
+def _without_autocommit_work(settings: Settings) -> Settings:
+    """The settings for an env.py that runs the migrations in a transaction of its own
+    (``connection.begin()`` before ``context.configure``): Alembic's ``autocommit_block()``
+    cannot end that transaction, and fails there. The rules that write one are off, and
+    nothing goes to a revision of its own (a batched backfill stays one UPDATE in the
+    migration's transaction), rather than revisions that cannot run."""
+    off = [name for name in AUTOCOMMIT_RULES if name not in settings.ignore]
+    log.warning(
+        "env.py runs the migrations in a transaction of its own, where autocommit blocks "
+        "cannot run: %s written as in one transaction (indexes and constraints built, "
+        "backfills run, under the migration's locks); to have them, let Alembic open the "
+        "transaction (`with context.begin_transaction():` after `context.configure`)",
+        ", ".join([*off, "not-null-add's batched backfill"]))
+    return dataclasses.replace(settings, ignore=(*settings.ignore, *off),
+                               split_concurrent_revisions=False)
 
 
 def hook(**settings: Any) -> Hook:

@@ -73,7 +73,8 @@ class ConcurrentIndex(Rule):
     )
     fix_safety = (
         "Some projects already run migrations on an AUTOCOMMIT connection or open their own "
-        "transaction in env.py: silence this rule there (`ignore = [\"concurrent-index\"]`). "
+        "transaction in env.py: silence this rule there (`ignore = [\"concurrent-index\"]`; "
+        "the hook turns it off by itself where env.py opens the transaction). "
         "A concurrent build reads the table twice and takes longer; if it fails (a unique "
         "index over duplicate rows, a cancelled build) it leaves an INVALID index, to drop "
         "before upgrading again. An explicit `postgresql_concurrently=True` is moved whatever "
