@@ -1238,8 +1238,9 @@ def test_naming_auto_where_the_configuration_may_move_the_work_tree(
     repo: Path, tmp_path_factory: pytest.TempPathFactory, configured: str
 ) -> None:
     """A plain ``.git`` folder is listed without asking git for its top level; a configuration
-    that sets (or may set) the work tree elsewhere is asked, and its answer taken: a work tree
-    elsewhere, or (set in an included file, which git's discovery does not read) the same."""
+    that sets the work tree elsewhere is asked, and its answer taken. A work tree set in an
+    included file is not one git's discovery reads (here): that case checks only that the
+    answer is git's own, whichever way it was found."""
     elsewhere = tmp_path_factory.mktemp("work-tree")
     if configured == "core.worktree":
         git(repo, "config", "core.worktree", str(elsewhere))
@@ -1257,6 +1258,21 @@ def test_naming_auto_where_the_configuration_may_move_the_work_tree(
     else:
         assert toplevel == str(repo.resolve()) and resolved.status_unknown is None
         assert Project({}).resolve(repo / V / "c3_new.py").options.naming == "convention"
+
+
+def test_naming_auto_where_there_is_no_posix_spawn(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no ``os.posix_spawnp``: git runs through subprocess, with the same
+    answers, and no git is said as such."""
+    monkeypatch.delattr(os, "posix_spawnp")
+    resolver = Project({})
+    naming = {name: resolver.resolve(repo / V / name).options.naming
+              for name in ("a1_old.py", "b2_staged.py", "c3_new.py")}
+    assert naming == {"a1_old.py": "database", "b2_staged.py": "convention",
+                      "c3_new.py": "convention"}
+    monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("no-git")))
+    assert Project({}).resolve(repo / V / "c3_new.py").status_unknown == "git is not installed"
 
 
 def test_naming_auto_lists_what_the_run_asks_about_and_more_when_asked(

@@ -277,16 +277,13 @@ def _render_take_locks(
     sa_ = autogen_context.opts.get("sqlalchemy_module_prefix") or "sa."
     op_ = autogen_context.opts.get("alembic_module_prefix") or "op."
     autogen_context.imports.add("from alembic.util import CommandError")
-    first, *rest = op.sql.splitlines()
     # Alembic's printer (Mako's) indents after a line ending in ":"; a blank line, or None
     # (which writes nothing), closes a block.
     return [
         *(f"# {line}" for line in wrap_comment(op.comment)),
         f'if {op_}get_context().dialect.name == "postgresql":',
         "try:",
-        f'{op_}execute("""{first}',
-        *rest[:-1],
-        f'{rest[-1]}""")',
+        *_execute_lines(op_, op.sql),
         f"except {sa_}exc.OperationalError as error:  # no lock: one line, not a traceback",
         "raise CommandError(str(error.orig).splitlines()[0]) from None",
         None,
@@ -299,14 +296,15 @@ def _render_refuse_invalid_indexes(
     autogen_context: AutogenContext, op: RefuseInvalidIndexesOp
 ) -> list[str | None]:
     op_ = autogen_context.opts.get("alembic_module_prefix") or "op."
-    first, *rest = op.sql.splitlines()
-    return [
-        f'if {op_}get_context().dialect.name == "postgresql":',
-        f'{op_}execute("""{first}',
-        *rest[:-1],
-        f'{rest[-1]}""")',
-        None,
-    ]
+    return [f'if {op_}get_context().dialect.name == "postgresql":',
+            *_execute_lines(op_, op.sql), None]
+
+
+def _execute_lines(op_: str, sql: str) -> list[str]:
+    """``op.execute(...)`` of a multi-line SQL text in a triple-quoted string, as lines for
+    Alembic's printer."""
+    first, *rest = sql.splitlines()
+    return [f'{op_}execute("""{first}', *rest[:-1], f'{rest[-1]}""")']
 
 
 @renderers.dispatch_for(UndoOnFailureOp)

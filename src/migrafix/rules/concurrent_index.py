@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 from alembic.operations import ops
 
@@ -119,8 +120,8 @@ class ConcurrentIndex(Rule):
         """Moves ``found``'s concurrent ops, and ``plain`` with the flag added, into
         autocommit blocks: drops first, creates last."""
         flagged = {id(op) for op in plain}  # the flag is added to these
-        creates: list[ops.MigrateOperation] = []
-        drops: list[ops.MigrateOperation] = []
+        creates: list[ops.CreateIndexOp] = []
+        drops: list[ops.DropIndexOp] = []
         moved: dict[int, list[ops.MigrateOperation]] = {}  # out of where they were
         for op in found:
             if not (op.kw.get("postgresql_concurrently") or id(op) in flagged):
@@ -130,7 +131,10 @@ class ConcurrentIndex(Rule):
                 concurrent = derived(op, copy.copy(op))
                 concurrent.kw = {**op.kw, "postgresql_concurrently": True}
             moved[id(op)] = []
-            (creates if isinstance(concurrent, ops.CreateIndexOp) else drops).append(concurrent)
+            if isinstance(concurrent, ops.CreateIndexOp):
+                creates.append(concurrent)
+            else:
+                drops.append(concurrent)
             context.report(Finding(self.name, tree.direction, table_label(concurrent),
                 f"{_verb(op)} {concurrent.index_name or '(unnamed)'} CONCURRENTLY moved into "
                 "an autocommit block", fixed=True, op=concurrent))
@@ -138,16 +142,18 @@ class ConcurrentIndex(Rule):
         tree.top[:] = [op for op in tree.top
                        if not (isinstance(op, ops.ModifyTableOps) and not op.ops)]
         shared = SHARED_COMMENT if tree.top and not context.separate_revisions else ()
+        drop_block: Sequence[ops.MigrateOperation] = drops
+        build_block: Sequence[ops.MigrateOperation] = creates
         if context.dialect_name == "postgresql":  # IF (NOT) EXISTS: the rerun finishes
-            drops = concurrent_drops(drops)  # type: ignore[arg-type]
-            creates = concurrent_builds(creates, context.dialect)  # type: ignore[arg-type]
-        if drops:
+            drop_block = concurrent_drops(drops)
+            build_block = concurrent_builds(creates, context.dialect)
+        if drop_block:
             tree.top.insert(0, in_part(AutocommitBlockOp(
-                drops, DROP_COMMENT, purpose="drop indexes concurrently"),
+                drop_block, DROP_COMMENT, purpose="drop indexes concurrently"),
                 tree.part_before_main()))
-        if creates:
+        if build_block:
             tree.top.append(in_part(AutocommitBlockOp(
-                creates, BUILD_COMMENT + shared, purpose="create indexes concurrently"),
+                build_block, BUILD_COMMENT + shared, purpose="create indexes concurrently"),
                 tree.part_after_main()))
 
     @staticmethod
